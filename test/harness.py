@@ -290,7 +290,7 @@ class Hupwatch:
             raise AssertionError("hupwatch pid %d still running after %gs:\n%s"
                                  % (self.pid, timeout, self.stderr()))
         # The log is complete once the pipe is drained; descendants may keep it open, so bound it.
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 0.5
         with self._cond:
             while self._eof < 2 and time.monotonic() < deadline:
                 self._cond.wait(0.05)
