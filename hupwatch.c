@@ -729,6 +729,13 @@ static int parse_options(int argc, char **argv, struct config *c)
 		return free_config(c), usage_error("missing COMMAND");
 	if (!c->warmup_set && (c->notify || c->ready_cmd))
 		c->warmup = 0;
+	if ((c->notify || c->ready_cmd) && c->ready_timeout > 0 && c->warmup >= c->ready_timeout)
+		return free_config(c), usage_error("--warmup-time: %.3fs can never pass within "
+						   "--ready-timeout %.3fs", seconds(c->warmup), seconds(c->ready_timeout));
+	if (seen['t'] && !c->notify && !c->ready_cmd)
+		logmsg(L_WARNING, "--ready-timeout has no effect without --notify or --ready-cmd");
+	if (seen['i'] && !c->ready_cmd)
+		logmsg(L_WARNING, "--ready-interval has no effect without --ready-cmd");
 	return 0;
 }
 
