@@ -103,7 +103,7 @@ echo "==================== summary ===================="
 cat "$tmp/client.out"
 echo "reloads:     $RELOADS (kill -HUP), hupwatch exit status after SIGTERM with -k: $hw_status"
 echo "hupwatch log (excerpt):"
-grep -E '^hupwatch\[[0-9]+\]: ' "$log" | grep -E 'listening|started|ready after|stopping|exited|killed|failed|SIGTERM|exiting' | sed 's/^/    /'
+grep -E '^hupwatch\[[0-9]+\]: ' "$log" | grep -E 'listening|reload requested|started|ready after|stopping|exited|killed|failed|SIGTERM|exiting' | sed 's/^/    /'
 echo "================================================="
 
 [ "$hw_status" -eq 0 ] || fail "hupwatch exited with status $hw_status"
