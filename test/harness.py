@@ -308,9 +308,9 @@ class Hupwatch:
 
     def cleanup(self):
         """Kill hupwatch and every process group it started; leave no process behind."""
-        if self in _live:
-            _live.remove(self)
         me = os.getpgrp()
+        for r in list(_reports_dirs):    # register reports nobody has read yet
+            r.all()
         victims = set(self.gen_pids) | set(self.extra_pids)
         victims.update(p for p, parent in _reports_seen.items() if parent == self.pid)
         if self.proc.poll() is None:
@@ -361,6 +361,8 @@ class Hupwatch:
             except Exception:
                 pass
         self.returncode = self.proc.returncode
+        if self in _live:
+            _live.remove(self)
 
 
 def cleanup_all():
@@ -374,6 +376,7 @@ def cleanup_all():
 # pid of every child that wrote a report (and of its grandchild) -> its parent's pid, so that
 # Hupwatch.cleanup() can kill the process groups of the generations of its own hupwatch.
 _reports_seen = {}
+_reports_dirs = []      # every Reports instance (their dirs are rescanned at cleanup)
 
 
 def _parse_kv(text):
@@ -393,6 +396,8 @@ class Reports:
             dir = tempfile.mkdtemp(prefix="hupwatch-test-")
         os.makedirs(dir, exist_ok=True)
         self.dir = dir
+        _reports_dirs.append(self)
+        del _reports_dirs[:-50]
 
     def __str__(self):
         return self.dir
@@ -400,7 +405,11 @@ class Reports:
     def all(self):
         """Every report so far, as dicts, oldest first."""
         out = []
-        for name in os.listdir(self.dir):
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return out
+        for name in names:
             if not name.endswith(".report") or name.startswith("."):
                 continue
             path = os.path.join(self.dir, name)

@@ -283,6 +283,23 @@ class CoreTest(unittest.TestCase):
             self.assertTrue(pid_alive(p2) and hw.running())
             self.assertTrue(pid_alive(int(self.rep.wait_report(gen=2)["grandchild"])))
 
+    def test_stop_signal_goes_to_main_pid_only_then_cont(self):
+        # the grandchild dies of SIGINT if it gets one: only the main pid may be signalled
+        with Hupwatch(["-w", "0.2", "-s", "INT", "-T", "0.4"], self.child("--grandchild")) as hw:
+            p1 = gen_pid(hw, 1)
+            g1 = int(self.rep.wait_report(gen=1)["grandchild"])
+            wait_ready(hw, 1, p1)
+            m = hw.mark()
+            hw.signal("HUP")
+            p2 = gen_pid(hw, 2, since=m)
+            hw.wait_log(r"info: gen 1 pid %d stopping \(SIGINT\)$" % p1, since=m)
+            events = self.rep.wait_event(p1, "signal CONT")
+            self.assertEqual(events[:2], ["signal INT", "signal CONT"])
+            self.assertTrue(pid_alive(g1), "the stop signal reached the grandchild")
+            hw.wait_log(r"info: gen 1 pid %d killed by SIGKILL after draining" % p1, since=m)
+            wait_for(lambda: not pid_alive(p1) and not pid_alive(g1), 5, "gen 1 group killed")
+            self.assertTrue(pid_alive(p2) and hw.running())
+
     # ------------------------------------------------------------ exit statuses
 
     def test_exit_status_passthrough(self):
@@ -349,7 +366,12 @@ class CoreTest(unittest.TestCase):
                 runs.append((hw, sig, gen_pid(hw, 1)))
             for hw, sig, pid in runs:
                 wait_ready(hw, 1, pid)
+            t0 = time.monotonic()
+            for hw, sig, pid in runs:
                 hw.signal(sig)
+            for hw, sig, pid in runs:
+                self.assertEqual(hw.proc.wait(1), 0, hw.stderr())     # at once
+            self.assertLess(time.monotonic() - t0, 1)
             for hw, sig, pid in runs:
                 self.assertEqual(hw.wait_exit(3), 0, hw.stderr())
                 hw.wait_log(r"info: SIG%s received; exiting, leaving gen 1 pid %d running$"
@@ -391,6 +413,7 @@ class CoreTest(unittest.TestCase):
             hw.signal("HUP")
             p2 = gen_pid(hw, 2, since=m)
             self.rep.wait_report(gen=2)
+            self.assertEqual(hw.log_matches(r"gen 2 pid \d+ ready"), [])
             hw.signal("TERM")
             self.assertEqual(hw.wait_exit(5), 0, hw.stderr())
             for p in (p1, p2):
@@ -563,7 +586,8 @@ class CoreTest(unittest.TestCase):
 
     def test_valid_durations_and_signal_names_accepted(self):
         cases = [["-w", "0", "-s", "TERM"], ["-w", ".05", "-s", "SIGTERM"],
-                 ["-w", "0.05", "-s", "sigterm", "-T", "1"], ["-w", "0", "-s", "15", "-T", "0.25"]]
+                 ["-w", "0.05", "-s", "sigterm", "-T", "1"], ["-w", "0", "-s", "15", "-T", "0.25"],
+                 ["-w", "0", "-T", "1000000000", "-t", "1000000000", "-i", "0.2"]]
         with contextlib.ExitStack() as stack:
             runs = [stack.enter_context(Hupwatch(a, self.child("--delay", "300", "--exit", "4")))
                     for a in cases]
