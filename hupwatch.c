@@ -630,8 +630,8 @@ static int parse_options(int argc, char **argv, struct config *c)
 			nsec_t d;
 
 			if (parse_duration(optarg, &d))
-				return free_config(c), usage_error("--%s: invalid duration '%s' "
-					"(expected non-negative seconds, e.g. 1 or 0.5)", long_name(opt), optarg);
+				return free_config(c), usage_error("--%s: invalid duration '%s'", long_name(opt),
+								   optarg);
 			if (opt == 'w')
 				c->warmup = d, c->warmup_set = true;
 			else if (opt == 'i') {
