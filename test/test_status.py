@@ -285,6 +285,23 @@ class StatusTest(unittest.TestCase):
             self.assertEqual((st["generation"], st["reload_state"]), ("1", "failed"))
             self.assertTrue(hw.running())
 
+    def test_reload_client_successive_outcomes(self):
+        """Deploy, broken deploy, rollback: each client run reports its own reload, not the last one's."""
+        cmd = by_gen(self.child("--notify-ready", 100), {3: self.child("--exit", 3)})
+        with Hupwatch(["-n", "-S", self.sf], cmd):
+            self.wait_status("running", state="running", generation=1)
+            for gen, want in ((2, 0), (3, 1), (4, 0)):
+                rc, out, err, _ = reload_client(self.sf)
+                self.assertEqual(rc, want, "reload to gen %d: stdout %r stderr %r" % (gen, out, err))
+                st = read_status(self.sf)
+                self.assertEqual((st["reload"], st["reload_generation"]), (str(gen - 1), str(gen)))
+                if want == 0:
+                    self.assertEqual(st["generation"], str(gen))
+                    self.assertRegex(out, r"\b%d\b" % gen)
+                else:
+                    self.assertEqual(st["generation"], "2")
+                    self.assertIn("exited with status 3", err)
+
     def test_reload_client_never_ready_fails(self):
         """The new generation never becomes ready: after the ready timeout the client says so (exit 1)."""
         cmd = by_gen(self.child(), {1: self.child("--notify-ready", 0)})
