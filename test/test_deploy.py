@@ -1,0 +1,334 @@
+"""End to end: symlink deploys and rollbacks the way fabric or Ansible do them, under load.
+
+    releases/1  releases/2  ...  current -> releases/N
+    ln -sfn releases/N current.tmp && mv -T current.tmp current     (atomic swap)
+    hupwatch --reload -S STATUS                                      (0: N serves; 1: N failed, old serves)
+
+Real gunicorn, behind hupwatch --listen --notify, answering with its release name (test/e2e_app.py).
+A load client runs through the whole test and must see zero failed requests, and never an answer from
+a broken release. The second test runs examples/ansible/deploy.yml against two local "hosts".
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import threading
+import unittest
+
+from harness import HUPWATCH, ROOT, Hupwatch, free_port, http_get, pid_alive, wait_for
+
+APP = os.path.join(ROOT, "test", "e2e_app.py")
+PLAYBOOK = os.path.join(ROOT, "examples", "ansible", "deploy.yml")
+
+# How a release of the deploy test starts. hupwatch runs the relative command ./run.sh in whatever
+# release `current` points to at each reload; --chdir "$(pwd -P)" pins gunicorn to that release (its
+# default follows $PWD, the symlink); --preload imports the app before gunicorn says READY=1.
+RUN_SH = """#!/bin/sh
+exec gunicorn --preload -w 2 --chdir "$(pwd -P)" app:application
+"""
+
+
+def read_status(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def make_release(root, name, release, run_sh=True, marker=None):
+    """root/releases/NAME: the app, a RELEASE file, ./run.sh unless told not to, a marker file
+    (E2E_APP_BROKEN, E2E_APP_HANG) to break it."""
+    d = os.path.join(root, "releases", name)
+    os.makedirs(d)
+    shutil.copy(APP, os.path.join(d, "app.py"))
+    with open(os.path.join(d, "RELEASE"), "w") as f:
+        f.write(release + "\n")
+    if run_sh:
+        with open(os.path.join(d, "run.sh"), "w") as f:
+            f.write(RUN_SH)
+        os.chmod(os.path.join(d, "run.sh"), 0o755)
+    if marker:
+        open(os.path.join(d, marker), "w").close()
+    return d
+
+
+def swap(root, target):
+    """Point root/current at target atomically, as a deploy tool does."""
+    subprocess.run("ln -sfn '%s' current.tmp && mv -T current.tmp current" % target, shell=True,
+                   cwd=root, check=True)
+
+
+def reload(status_file, timeout=30):
+    """hupwatch --reload: (exit status, stdout, stderr)."""
+    r = subprocess.run([HUPWATCH, "--reload", "-S", status_file, "-t", str(timeout)],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=timeout + 10)
+    return r.returncode, r.stdout, r.stderr
+
+
+class ReleaseLoad:
+    """Threads sending back-to-back requests; records which release answered each, in order."""
+
+    ANSWER = re.compile(r"^release=(\S+) gen=(\d+) pid=(\d+)$")
+
+    def __init__(self, port, threads=4):
+        self.port = port
+        self.answers = []       # release names, in the order the answers arrived
+        self.errors = []
+        self.failed = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                status, body = http_get("127.0.0.1", self.port, timeout=5)
+                m = self.ANSWER.match(body.strip())
+                if status != 200 or not m:
+                    raise ValueError("HTTP %d %r" % (status, body[:100]))
+            except (OSError, ValueError) as e:
+                with self._lock:
+                    self.failed += 1
+                    self.errors.append("%s: %s" % (type(e).__name__, e))
+                continue
+            with self._lock:
+                self.answers.append(m.group(1))
+
+    def start(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+
+    def mark(self):
+        with self._lock:
+            return len(self.answers)
+
+    def since(self, mark):
+        with self._lock:
+            return list(self.answers[mark:])
+
+    def wait_more(self, mark, n=20, timeout=20):
+        wait_for(lambda: len(self.since(mark)) >= n, timeout,
+                 "%d answers (failed so far: %d %r)" % (n, self.failed, self.errors[:3]))
+        return self.since(mark)
+
+
+def missing(*programs):
+    return [p for p in programs if shutil.which(p) is None]
+
+
+@unittest.skipIf(missing("gunicorn"), "gunicorn not installed (test/deps.sh installs it)")
+class DeployTest(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="hupwatch-deploy-")
+        self.hosts, self.loads = {}, {}
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def start_load(self, port, threads=4):
+        load = ReleaseLoad(port, threads).start()
+        self.addCleanup(load.stop)
+        return load
+
+    def assert_serves(self, hw, load, release, old_gen_pid):
+        """After a successful reload: the old generation drains, then only `release` answers."""
+        hw.wait_log(r"info: gen \d+ pid %d exited with status 0 after draining" % old_gen_pid,
+                    timeout=30)
+        answers = load.wait_more(load.mark())
+        self.assertEqual(set(answers), {release}, "answers after the old generation exited")
+
+    def test_deploy_broken_releases_and_rollback(self):
+        root = os.path.join(self.tmp, "app")
+        make_release(root, "1", "1")
+        make_release(root, "2", "2")
+        broken = [
+            # (release dir, what breaks it, the reason --reload and the log give)
+            (make_release(root, "3-missing", "3", run_sh=False),
+             r"cannot execute '\./run\.sh': No such file or directory"),
+            (make_release(root, "3-crash", "3", marker="E2E_APP_BROKEN"),
+             r"exited with status [1-9]\d* before ready"),
+            (make_release(root, "3-hang", "3", marker="E2E_APP_HANG"),
+             r"not ready after \d+\.\d\ds"),
+        ]
+        os.makedirs(os.path.join(root, "shared"))
+        os.symlink("releases/1", os.path.join(root, "current"))
+        status_file = os.path.join(root, "shared", "hupwatch.status")
+        port = free_port()
+
+        # cwd is `current`; the harness sets PWD to that path, the symlink, as a shell's cd would.
+        hw = Hupwatch(["-k", "--listen", "127.0.0.1:%d" % port, "--notify", "--ready-timeout", "8",
+                       "--status-file", status_file], ["./run.sh"], cwd=os.path.join(root, "current"))
+        self.addCleanup(hw.cleanup)
+        gen_pid = int(hw.wait_log(r"gen 1 pid (\d+) ready after .*\(READY=1\)", timeout=30).group(1))
+        load = self.start_load(port)
+        self.assertEqual(set(load.wait_more(0)), {"1"})
+
+        # Deploy release 2.
+        swap(root, "releases/2")
+        rc, out, err = reload(status_file)
+        self.assertEqual(rc, 0, "hupwatch --reload after the swap to 2: %s%s\n%s"
+                         % (out, err, hw.stderr()))
+        self.assertTrue(out.strip(), "--reload prints the new generation on success")
+        st = read_status(status_file)
+        self.assertEqual((st["generation"], st["reload_state"]), ("2", "succeeded"))
+        self.assert_serves(hw, load, "2", gen_pid)
+        gen_pid = int(st["generation_pid"])
+
+        # Broken releases: --reload fails, release 2 serves on, no request fails, 3 never answers.
+        for k, (path, reason) in enumerate(broken, start=2):
+            with self.subTest(release=os.path.basename(path)):
+                mark = load.mark()
+                swap(root, os.path.relpath(path, root))
+                rc, out, err = reload(status_file)
+                self.assertEqual(rc, 1, "hupwatch --reload to broken %s: %s%s\n%s"
+                                 % (path, out, err, hw.stderr()))
+                self.assertRegex(err, reason)
+                st = read_status(status_file)
+                self.assertEqual((st["reload"], st["reload_state"], st["generation"],
+                                  st["generation_pid"]),
+                                 (str(k), "failed", "2", str(gen_pid)), st)
+                self.assertRegex(st["reload_reason"], reason)
+                hw.wait_log(r"error: gen %s failed: .*; gen 2 stays current" % st["reload_generation"])
+                self.assertTrue(hw.running())
+                answers = load.wait_more(mark)
+                self.assertEqual(set(answers), {"2"}, "answers while and after %s failed" % path)
+                # The failed generation is gone, nothing of it left running.
+                m = hw.log_matches(r"gen %s pid (\d+) started" % st["reload_generation"])
+                if m:
+                    failed_pid = int(m[0].group(1))
+                    wait_for(lambda: not pid_alive(failed_pid), 15,
+                             "failed generation pid %d to be gone" % failed_pid)
+                # What a deploy tool does next: put the symlink back.
+                swap(root, "releases/2")
+
+        # Roll back to release 1.
+        swap(root, "releases/1")
+        rc, out, err = reload(status_file)
+        self.assertEqual(rc, 0, "hupwatch --reload after the swap back to 1: %s%s\n%s"
+                         % (out, err, hw.stderr()))
+        st = read_status(status_file)
+        self.assertEqual((st["reload"], st["reload_state"], st["generation"]), ("5", "succeeded", "6"))
+        self.assert_serves(hw, load, "1", gen_pid)
+
+        load.stop()
+        self.assertEqual(load.failed, 0, "failed requests: %r" % load.errors[:10])
+        self.assertNotIn("3", load.answers, "a broken release answered")
+        self.assertEqual(load.answers[0], "1")
+        self.assertEqual(set(load.answers), {"1", "2"})
+
+        hw.signal("TERM")
+        self.assertEqual(hw.wait_exit(30), 0, hw.stderr())
+
+    # ---------------------------------------------------------------- examples/ansible/deploy.yml
+
+    def start_fleet(self):
+        """Two local "hosts", each with its own app_root at release 1 and its own hupwatch running the
+        command of examples/supervisord.conf, runit/run and hupwatch.service; an inventory for them."""
+        self.hosts = {}
+        for name in ("h1", "h2"):
+            root = os.path.join(self.tmp, name, "app")
+            make_release(root, "1", "1", run_sh=False)
+            os.makedirs(os.path.join(root, "shared"))
+            os.symlink("releases/1", os.path.join(root, "current"))
+            port = free_port()
+            status_file = os.path.join(root, "shared", "hupwatch.status")
+            hw = Hupwatch(["-k", "-T", "30", "--listen", "127.0.0.1:%d" % port, "--notify",
+                           "--ready-timeout", "8", "--chdir", os.path.join(root, "current"),
+                           "--status-file", status_file],
+                          ["gunicorn", "--preload", "-w", "2", "app:application"])
+            self.addCleanup(hw.cleanup)
+            gen = int(hw.wait_log(r"gen 1 pid (\d+) ready after .*\(READY=1\)", timeout=30).group(1))
+            self.hosts[name] = dict(root=root, port=port, status=status_file, hw=hw, gen=gen)
+        self.inventory = os.path.join(self.tmp, "inventory.ini")
+        with open(self.inventory, "w") as f:
+            f.write("[app]\n")
+            for name, h in self.hosts.items():
+                f.write("%s ansible_connection=local ansible_python_interpreter=/usr/bin/python3 "
+                        "app_root=%s hupwatch=%s reload_timeout=30\n" % (name, h["root"], HUPWATCH))
+        # One client per host: enough to catch a refused or failed request, light enough to leave
+        # the CPU to ansible-playbook.
+        self.loads = {name: self.start_load(h["port"], threads=1) for name, h in self.hosts.items()}
+        for load in self.loads.values():
+            self.assertEqual(set(load.wait_more(0)), {"1"})
+
+    def playbook(self, release, marker=None):
+        """Build app-RELEASE.tar.gz (broken by marker if given) and run deploy.yml with it."""
+        art = os.path.join(self.tmp, "artifacts")
+        src = make_release(art, release, release, run_sh=False, marker=marker)
+        artifact = os.path.join(art, "app-%s.tar.gz" % release)
+        with tarfile.open(artifact, "w:gz") as tar:
+            for f in sorted(os.listdir(src)):
+                tar.add(os.path.join(src, f), arcname=f)
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
+                   ANSIBLE_LOCAL_TEMP=os.path.join(self.tmp, "ansible-local"),
+                   ANSIBLE_REMOTE_TEMP=os.path.join(self.tmp, "ansible-remote"),
+                   ANSIBLE_CONFIG=os.path.join(self.tmp, "no-ansible.cfg"))
+        r = subprocess.run(["ansible-playbook", "-i", self.inventory, PLAYBOOK,
+                            "-e", "release=%s" % release, "-e", "artifact=%s" % artifact],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env=env, timeout=50)
+        return r.returncode, r.stdout
+
+    def stop_fleet(self, release):
+        for name, load in self.loads.items():
+            load.stop()
+            self.assertEqual(load.failed, 0, "%s: failed requests: %r" % (name, load.errors[:10]))
+            self.assertEqual(load.answers[-1], release, name)
+        for h in self.hosts.values():
+            self.assertTrue(h["hw"].running())
+            h["hw"].signal(signal.SIGTERM)
+            self.assertEqual(h["hw"].wait_exit(30), 0, h["hw"].stderr())
+
+    @unittest.skipIf(missing("ansible-playbook"), "ansible-playbook not installed (Debian ansible-core)")
+    def test_ansible_playbook_rolls_a_release_one_host_at_a_time(self):
+        self.start_fleet()
+        rc, out = self.playbook("2")
+        self.assertEqual(rc, 0, out)
+        lines = out.splitlines()
+        h1_done = max(i for i, l in enumerate(lines) if re.match(r"changed: \[h1\]", l))
+        h2_first = min(i for i, l in enumerate(lines) if "[h2]" in l)
+        self.assertLess(h1_done, h2_first, "serial: 1: h1 is done before h2 starts\n" + out)
+        for name, h in self.hosts.items():
+            self.assertEqual(os.readlink(os.path.join(h["root"], "current")), "releases/2")
+            st = read_status(h["status"])
+            self.assertEqual((st["reload"], st["reload_state"], st["generation"]),
+                             ("1", "succeeded", "2"), (name, st))
+            self.assert_serves(h["hw"], self.loads[name], "2", h["gen"])
+        self.stop_fleet("2")
+
+    @unittest.skipIf(missing("ansible-playbook"), "ansible-playbook not installed (Debian ansible-core)")
+    def test_ansible_playbook_stops_at_the_first_failing_host(self):
+        self.start_fleet()
+        rc, out = self.playbook("3", marker="E2E_APP_BROKEN")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("release 3 did not come up on h1", out)
+        h1, h2 = self.hosts["h1"], self.hosts["h2"]
+        # h1: the reload failed, the old generation serves on, the symlink is back at release 1.
+        self.assertEqual(os.readlink(os.path.join(h1["root"], "current")), "releases/1", out)
+        st = read_status(h1["status"])
+        self.assertEqual((st["reload"], st["reload_state"], st["generation"], st["generation_pid"]),
+                         ("1", "failed", "1", str(h1["gen"])), st)
+        # h2: never touched.
+        self.assertNotIn("[h2]", out, "no task ran on h2 after h1 failed")
+        self.assertFalse(os.path.exists(os.path.join(h2["root"], "releases", "3")))
+        self.assertEqual(os.readlink(os.path.join(h2["root"], "current")), "releases/1")
+        self.assertEqual(read_status(h2["status"])["reload"], "0")
+        for name, load in self.loads.items():
+            self.assertEqual(set(load.wait_more(load.mark())), {"1"}, name)
+            self.assertNotIn("3", load.answers, name)
+        self.stop_fleet("1")
+
+if __name__ == "__main__":
+    unittest.main()
