@@ -135,6 +135,34 @@ class ReadinessTest(unittest.TestCase):
             self.rep.wait_event(pid1, "term")
             hw.wait_log(r"\bgen 2 pid %d status: child ready$" % pid2, since=mark)
 
+    def test_ready_is_a_whole_line_anywhere_in_the_message(self):
+        """READY=1 counts on any line of a datagram, and only as a whole line (not READY=10, XREADY=1)."""
+        go = os.path.join(self.tmp, "go")
+        script = (
+            "import os, socket, sys, time\n"
+            "name = os.environ['NOTIFY_SOCKET']\n"
+            "addr = '\\0' + name[1:] if name.startswith('@') else name\n"
+            "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+            "s.sendto(b'STATUS=warming\\nREADY=10\\nXREADY=1\\nREADY=0', addr)\n"
+            "deadline = time.monotonic() + 20\n"
+            "while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:\n"
+            "    time.sleep(0.01)\n"
+            "s.sendto(b'STATUS=up\\nMAINPID=%d\\nREADY=1' % os.getpid(), addr)\n"
+            "time.sleep(60)\n")
+        with Hupwatch(["-n", "-t", "30"], [sys.executable, "-c", script, go]) as hw:
+            pid = int(hw.wait_log(r"\bgen 1 pid (\d+) started").group(1))
+            hw.wait_log(r"\bgen 1 pid %d status: warming$" % pid)
+            # A SIGHUP sent now is handled after hupwatch is done with that datagram: still starting.
+            hw.signal("HUP")
+            m = hw.wait_log(r"\breload requested \(SIGHUP\)(.*)$")
+            self.assertEqual(m.group(1), " while gen 1 is starting; queued",
+                             "READY=10 / XREADY=1 / READY=0 taken for READY=1:\n" + hw.stderr())
+            self.assertEqual(hw.log_matches(r"\bgen 1 pid \d+ ready"), [])
+            open(go, "w").close()
+            got, _, how = self.ready(hw, 1)
+            self.assertEqual((got, how), (pid, "READY=1"))
+            hw.wait_log(r"\bgen 1 pid %d status: up$" % pid)
+
     def test_ready_from_a_descendant_counts(self):
         """The main pid is a shell; READY=1 comes from its child, a descendant of the generation."""
         script = "%s & wait" % " ".join(shlex.quote(a) for a in self.child("--notify-ready", 100))
@@ -182,6 +210,12 @@ class ReadinessTest(unittest.TestCase):
             # a datagram sent after it is handled after it: once ours is dropped, gen 1's was handled
             send_notify(rep1b["notify_socket"], "STATUS=marker")
             hw.wait_log(r"\bdebug: dropped notify message from pid %d\b" % os.getpid(), since=mark)
+            # and a SIGHUP sent now is handled after both datagrams: gen 2 must still be starting
+            mark2 = hw.mark()
+            hw.signal("HUP")
+            m = hw.wait_log(r"\breload requested \(SIGHUP\)(.*)$", since=mark2)
+            self.assertEqual(m.group(1), " while gen 2 is starting; queued",
+                             "READY=1 from gen 1 made gen 2 ready:\n" + hw.stderr())
             self.assertEqual(hw.log_matches(r"\bgen 2 pid \d+ ready", since=mark), [],
                              "READY=1 from gen 1 made gen 2 ready")
             self.assertEqual(hw.log_matches(r"\bstopping\b", since=mark), [])
