@@ -665,8 +665,7 @@ static int parse_options(int argc, char **argv, struct config *c)
 			const char **grown;
 
 			if (parse_address(optarg, &addr))
-				return free_config(c), usage_error("--listen: invalid address '%s' (expected "
-					"PORT, HOST:PORT, [IPV6]:PORT or unix:PATH)", optarg);
+				return free_config(c), usage_error("--listen: invalid address '%s'", optarg);
 			grown = realloc(c->listen, (c->nlisten + 1) * sizeof(*c->listen));
 			if (!grown)
 				return free_config(c), usage_error("out of memory");
@@ -676,8 +675,7 @@ static int parse_options(int argc, char **argv, struct config *c)
 		}
 		case 'b':
 			if (parse_number(optarg, 1000000, &n) || n < 1)
-				return free_config(c), usage_error("--backlog: invalid number '%s' "
-					"(expected 1 to 1000000)", optarg);
+				return free_config(c), usage_error("--backlog: invalid number '%s'", optarg);
 			c->backlog = (int)n;
 			break;
 		case 'd':
@@ -1542,8 +1540,10 @@ static enum verdict judge(const struct generation *g, const struct config *c, ns
 	*next = NEVER;
 	*how = !waits_for_signal ? "warm-up" : c->notify && c->ready_cmd ? "READY=1 and ready-cmd"
 		: c->notify ? "READY=1" : "ready-cmd";
-	if (signalled && t >= warm)
+	if (signalled && t >= warm) {
+		*next = t;
 		return READY;
+	}
 	if (waits_for_signal && c->ready_timeout > 0) {
 		nsec_t limit = g->spawned_at + c->ready_timeout;
 
@@ -1945,9 +1945,14 @@ static _Noreturn void event_loop(void)
 {
 	for (;;) {
 		struct pollfd fds[2] = { { hw.sigfd, POLLIN, 0 }, { hw.notify_fd, POLLIN, 0 } };
-		nsec_t deadline = next_deadline(), t;
 		struct timespec ts, *tsp = NULL;
+		nsec_t t = now(), deadline;
 
+		/* Act on what is due before sleeping: a warm-up of 0 is due at once. */
+		check_starting(t);
+		check_stopping(t);
+		maybe_finish();
+		deadline = next_deadline();
 		if (deadline != NEVER) {
 			nsec_t wait = deadline - now();
 
@@ -1967,10 +1972,6 @@ static _Noreturn void event_loop(void)
 			read_signals();
 		if (hw.notify_fd >= 0 && fds[1].revents)
 			read_notify();
-		t = now();
-		check_starting(t);
-		check_stopping(t);
-		maybe_finish();
 	}
 }
 

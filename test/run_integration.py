@@ -143,8 +143,13 @@ def main():
         result = runner.run(suite)
     finally:
         harness.cleanup_all()
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
+    # A test with failing subtests counts once: report the tests, not the subtests.
+    def test_id(test):
+        return getattr(test, "test_case", test).id()
+    failed_ids = {test_id(t) for t, _ in result.failures + result.errors}
+    failed_ids |= {test_id(t) for t in result.unexpectedSuccesses}
+    skipped_ids = {test_id(t) for t, _ in result.skipped} - failed_ids
+    failed, skipped = len(failed_ids), len(skipped_ids)
     passed = result.testsRun - failed - skipped - len(result.expectedFailures)
     if result.testsRun == 0:
         sys.stderr.write("run_integration: no test matched\n")
