@@ -168,7 +168,8 @@ class DeployTest(unittest.TestCase):
         port = free_port()
 
         # cwd is `current`; the harness sets PWD to that path, the symlink, as a shell's cd would.
-        hw = Hupwatch(["-k", "--listen", "127.0.0.1:%d" % port, "--notify", "--ready-timeout", "8",
+        # --ready-timeout: ample for gunicorn on a busy machine, and the wait of the "hang" release.
+        hw = Hupwatch(["-k", "--listen", "127.0.0.1:%d" % port, "--notify", "--ready-timeout", "12",
                        "--status-file", status_file], ["./run.sh"], cwd=os.path.join(root, "current"))
         self.addCleanup(hw.cleanup)
         gen_pid = int(hw.wait_log(r"gen 1 pid (\d+) ready after .*\(READY=1\)", timeout=30).group(1))
@@ -245,7 +246,7 @@ class DeployTest(unittest.TestCase):
             port = free_port()
             status_file = os.path.join(root, "shared", "hupwatch.status")
             hw = Hupwatch(["-k", "-T", "30", "--listen", "127.0.0.1:%d" % port, "--notify",
-                           "--ready-timeout", "8", "--chdir", os.path.join(root, "current"),
+                           "--ready-timeout", "20", "--chdir", os.path.join(root, "current"),
                            "--status-file", status_file],
                           ["gunicorn", "--preload", "-w", "2", "app:application"])
             self.addCleanup(hw.cleanup)

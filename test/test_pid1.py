@@ -20,7 +20,7 @@ import tempfile
 import unittest
 
 from harness import (CHILD, HUPWATCH, ROOT, Hupwatch, Reports, children_of, free_port, http_get,
-                     wait_for)
+                     proc_state, wait_for)
 
 DOCKERFILE = os.path.join(ROOT, "examples", "Dockerfile")
 APP = os.path.join(ROOT, "test", "e2e_app.py")
@@ -49,8 +49,8 @@ UNSHARE_PROBLEM = unshare_problem()
 class NsHupwatch(Hupwatch):
     """hupwatch as PID 1: unshare ... HUPWATCH ARGS -- CMD. .pid is unshare's; .hw_pid hupwatch's."""
 
-    def __init__(self, args, cmd, **kw):
-        super().__init__(UNSHARE + [HUPWATCH] + list(args), cmd, binary="unshare", **kw)
+    def __init__(self, args, cmd, hupwatch=HUPWATCH, **kw):
+        super().__init__(UNSHARE + [hupwatch] + list(args), cmd, binary="unshare", **kw)
         self.hw_pid = wait_for(lambda: (children_of(self.pid) or [None])[0], 10,
                                "hupwatch forked by unshare")
 
@@ -157,30 +157,61 @@ class Pid1Test(unittest.TestCase):
                 hw.wait_log(r"exiting with status %d$" % want)
                 hw.cleanup()
 
-    def test_dockerfile_entrypoint_as_pid1(self):
+    def test_without_k_pid1_exit_takes_the_app_down(self):
+        # Why examples/Dockerfile passes -k: without it hupwatch exits at once on TERM, and when PID 1
+        # exits the kernel SIGKILLs everything left in its namespace; the app never sees its TERM.
+        hw, gen1 = self.start(["-w", "0.1"], [])
+        hw.wait_log(r"gen 1 pid %d ready" % gen1)
+        child_host_pid = ns_members(hw.hw_pid)[gen1][0]
+        os.kill(hw.hw_pid, signal.SIGTERM)
+        self.assertEqual(hw.wait_exit(10), 0, hw.stderr())
+        wait_for(lambda: proc_state(child_host_pid) in (None, "Z"), 5, "the child killed with PID 1")
+        self.assertNotIn("term", self.rep.events(gen1))
+
+    def test_dockerfile_builds_and_runs_as_pid1(self):
+        """examples/Dockerfile without Docker: its build stage's COPY + RUN make in a scratch dir, then
+        its ENTRYPOINT + CMD with that binary as PID 1, in a copy of its WORKDIR."""
         if shutil.which("gunicorn") is None:
             self.skipTest("gunicorn not installed (test/deps.sh installs it)")
         with open(DOCKERFILE) as f:
             text = f.read()
-        entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))
-        cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
-        workdir = [m for m in re.findall(r"^WORKDIR (\S+)$", text, re.M)][-1]
-        self.assertEqual(workdir, "/srv/app")
+        build_stage = re.search(r"^FROM \S+ AS build$(.*?)^FROM ", text, re.M | re.S).group(1)
+        run_stage = text[text.index(build_stage) + len(build_stage):]
+        entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", run_stage, re.M).group(1))
+        cmd = json.loads(re.search(r"^CMD (\[.*\])$", run_stage, re.M).group(1))
+        self.assertEqual(re.findall(r"^WORKDIR (\S+)$", run_stage, re.M), ["/srv/app"])
+        self.assertIn("COPY --from=build /src/hupwatch /usr/local/bin/hupwatch", run_stage)
+        self.assertIn("COPY test/e2e_app.py /srv/app/app.py", run_stage)
 
         tmp = tempfile.mkdtemp(prefix="hupwatch-docker-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        shutil.copy(APP, os.path.join(tmp, "app.py"))       # COPY test/e2e_app.py /srv/app/app.py
+        # Build stage: WORKDIR /src; COPY FILES... ./; RUN make ... (the apt-get line is Docker's).
+        src = os.path.join(tmp, "src")
+        os.makedirs(src)
+        copies = re.findall(r"^COPY (.+) \./$", build_stage, re.M)
+        self.assertEqual(len(copies), 1, build_stage)
+        for name in copies[0].split():
+            shutil.copy(os.path.join(ROOT, name), src)
+        make = re.findall(r"^RUN (make .*)$", build_stage, re.M)
+        self.assertEqual(len(make), 1, build_stage)
+        r = subprocess.run(make[0], shell=True, cwd=src, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=50)
+        self.assertEqual(r.returncode, 0, "build stage: %s\n%s" % (make[0], r.stdout))
+        binary = os.path.join(src, "hupwatch")
+
+        # Runtime stage, in a copy of WORKDIR /srv/app.
+        workdir = os.path.join(tmp, "srv", "app")
+        os.makedirs(workdir)
+        shutil.copy(APP, os.path.join(workdir, "app.py"))
         port = free_port()
-        status = os.path.join(tmp, "hupwatch.status")
-        repl = {"/usr/local/bin/hupwatch": None, "0.0.0.0:8000": "127.0.0.1:%d" % port,
-                "/tmp/hupwatch.status": status}
+        repl = {"0.0.0.0:8000": "127.0.0.1:%d" % port,
+                "/tmp/hupwatch.status": os.path.join(tmp, "hupwatch.status")}
         for old in repl:
             self.assertIn(old, entrypoint, "examples/Dockerfile's ENTRYPOINT changed: update the test")
-        self.assertEqual(entrypoint[0], "/usr/local/bin/hupwatch")
-        self.assertEqual(entrypoint[-1], "--")
+        self.assertEqual((entrypoint[0], entrypoint[-1]), ("/usr/local/bin/hupwatch", "--"))
         args = [repl.get(a, a) for a in entrypoint[1:-1]]
 
-        hw = NsHupwatch(args, cmd, cwd=tmp)
+        hw = NsHupwatch(args, cmd, hupwatch=binary, cwd=workdir)
         self.addCleanup(hw.cleanup)
         m = hw.wait_log(r"^hupwatch\[(\d+)\]: info: gen 1 pid (\d+) ready after [0-9.]+s \(READY=1\)",
                         timeout=30)
@@ -192,7 +223,7 @@ class Pid1Test(unittest.TestCase):
             except (OSError, ValueError):
                 return None
             return body if st == 200 else None
-        self.assertRegex(wait_for(answer, 20, "gunicorn to answer"), r"^release=\S+ gen=1 pid=\d+$")
+        self.assertRegex(wait_for(answer, 20, "gunicorn to answer"), r"^release=app gen=1 pid=\d+$")
 
         os.kill(hw.hw_pid, signal.SIGHUP)                   # docker kill --signal HUP
         hw.wait_log(r"gen 2 pid \d+ ready after [0-9.]+s \(READY=1\)", timeout=30)
@@ -204,7 +235,6 @@ class Pid1Test(unittest.TestCase):
         os.kill(hw.hw_pid, signal.SIGTERM)                  # docker stop
         self.assertEqual(hw.wait_exit(20), 0, hw.stderr())  # gunicorn exits 0 on TERM
         hw.wait_log(r"gen 2 pid \d+ exited with status 0")
-
 
 if __name__ == "__main__":
     unittest.main()
