@@ -279,7 +279,7 @@ class DeployTest(unittest.TestCase):
         r = subprocess.run(["ansible-playbook", "-i", self.inventory, PLAYBOOK,
                             "-e", "release=%s" % release, "-e", "artifact=%s" % artifact],
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, env=env, timeout=50)
+                           stderr=subprocess.STDOUT, text=True, env=env, cwd=self.tmp, timeout=50)
         return r.returncode, r.stdout
 
     def stop_fleet(self, release):
