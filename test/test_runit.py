@@ -232,8 +232,9 @@ class RunitTest(unittest.TestCase):
             wait_for(lambda: pat.search(self.logs()), 20, pat.pattern)
 
         # sv down: TERM (+CONT) to hupwatch; with -k it stops gunicorn, waits, and exits.
-        self.assertEqual(self.sv("down")[0], 0)
-        self.wait_sv("down")
+        rc, out = self.sv("-v", "-w", "30", "down")      # waits, as examples/runit/run says
+        self.assertEqual(rc, 0, out)
+        self.assertRegex(out, r"^ok: down: ")
         self.assertFalse(pid_alive(pid))
         left = [p for p in tagged_pids(self.tag) if p != self.runsv.pid]
         self.assertEqual(left, [], "left behind after sv down: %s\n%s" % (describe(left), self.logs()))
