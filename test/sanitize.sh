@@ -1,27 +1,30 @@
 #!/bin/sh
 # test/sanitize.sh - `make check-sanitize`: the unit and integration suites
 # against hupwatch and test/child built with AddressSanitizer and
-# UndefinedBehaviorSanitizer, then test/valgrind.sh (memcheck over a reload
-# scenario). Any sanitizer report, anywhere, fails the run.
+# UndefinedBehaviorSanitizer, then test/valgrind.sh (memcheck over reload
+# scenarios). Any sanitizer report, anywhere, fails the run.
 #
 # hupwatch's stderr is captured by the tests, so reports are not looked for
 # there: every sanitized process writes them to its own file under
 # build/sanitize/logs (log_path), and the run fails if any such file exists
 # at the end. The runtime options also make each report fatal (halt_on_error,
-# -fno-sanitize-recover=all) with an exit status of its own (86 ASan/LSan,
-# 87 UBSan), so the test that met it fails as well.
+# -fno-sanitize-recover=all) with an exit status of its own (86), so the test
+# that met it fails as well.
 #
-# Before the suites, a self-test builds two tiny faulty programs with the same
-# compiler and options and checks that their reports land in the log directory:
-# if LeakSanitizer cannot run here (it needs ptrace-like access to stop
-# threads, which some containers refuse), leak checking is switched off with a
-# warning, and valgrind's leak check still stands.
+# Before the suites, a self-test builds three tiny faulty programs (a UBSan
+# error, a heap overflow, a leak) with the chosen compiler and checks that each
+# report lands in a log directory with its exit status. A compiler whose
+# reports would not land there is not used (gcc 12's separate libubsan prints
+# UBSan reports on stderr whatever log_path says; clang's runtime honours it).
+# If LeakSanitizer cannot run here (it needs to stop the process's threads
+# with ptrace, which some containers refuse), leak detection is switched off
+# with a warning, and valgrind's leak check still stands.
 #
-# Knobs (environment): CC (compiler; default cc, then clang if cc cannot
-# sanitize), SAN_DIR (build and log directory, default build/sanitize),
-# TESTS (integration tests to run, as for make check), SKIP_DEPS=1 (no
-# apt-get of missing sanitizer runtimes), SKIP_VALGRIND=1, SKIP_UNIT=1,
-# SAN_TIMEOUT (per-test timeout, default 120 s: sanitized code is slower).
+# Knobs (environment): CC (compiler to try first; then clang, then cc),
+# SAN_DIR (build and log directory, default build/sanitize), TESTS
+# (integration tests to run, as for make check), SKIP_DEPS=1 (no apt-get of
+# missing sanitizer runtimes), SKIP_VALGRIND=1, SKIP_UNIT=1, SAN_TIMEOUT
+# (per-test timeout, default 120 s: sanitized code is slower).
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -29,6 +32,7 @@ ROOT=$(pwd)
 OUT=${SAN_DIR:-$ROOT/build/sanitize}
 LOGS=$OUT/logs
 PYTHON=${PYTHON:-python3}
+ORIG_CC=${CC:-}
 
 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 
@@ -38,9 +42,24 @@ die() {
 	exit 1
 }
 
-# ---------------------------------------------------------------- compiler
 mkdir -p "$OUT/probe" || die "cannot create $OUT"
 
+# ---------------------------------------------------------------- runtime options
+# log_path: each process writes DIR/report.PID; nothing goes to the captured
+# stderr. exitcode: a report makes the process exit 86, which no test expects.
+# Both are "common" flags, one value per process in a combined ASan+UBSan
+# runtime whichever of the two variables sets them: so they are the same in
+# both.
+# detect_stack_use_after_return, strict_string_checks, check_initialization_order:
+# the thorough settings, cheap for a program of this size.
+asan_options() { # $1 = detect_leaks (0/1), $2 = log dir
+	echo "halt_on_error=1:abort_on_error=0:exitcode=86:log_path=$2/report:detect_leaks=$1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:allocator_may_return_null=0:print_summary=1:handle_segv=1:handle_abort=1"
+}
+ubsan_options() { # $1 = log dir
+	echo "halt_on_error=1:print_stacktrace=1:exitcode=86:log_path=$1/report"
+}
+
+# ---------------------------------------------------------------- compiler
 # can_sanitize CC: CC compiles, links and runs a program with $SANFLAGS.
 can_sanitize() {
 	printf 'int main(void) { return 0; }\n' >"$OUT/probe/ok.c"
@@ -52,7 +71,7 @@ can_sanitize() {
 # install_runtime CC: the Debian packages that hold CC's sanitizer runtimes.
 install_runtime() {
 	[ "${SKIP_DEPS:-0}" = 1 ] && return 1
-	[ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+	{ [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; } || return 1
 	case $("$1" --version 2>/dev/null | head -n 1) in
 	*clang*) pkgs="libclang-rt-dev" ;;
 	*) pkgs="libgcc-$("$1" -dumpversion | cut -d. -f1)-dev" ;;
@@ -63,76 +82,92 @@ install_runtime() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $pkgs >/dev/null 2>&1
 }
 
-CC=${CC:-cc}
-if ! can_sanitize "$CC"; then
-	install_runtime "$CC"
-	if ! can_sanitize "$CC"; then
-		if [ "$CC" != clang ] && command -v clang >/dev/null 2>&1 &&
-			{ can_sanitize clang || { install_runtime clang && can_sanitize clang; }; }; then
-			say "$CC cannot build with $SANFLAGS; using clang"
-			CC=clang
-		else
-			die "$CC cannot build and run a program with $SANFLAGS (no sanitizer runtime?)"
-		fi
-	fi
-fi
-say "compiler: $("$CC" --version | head -n 1)"
-
-# ---------------------------------------------------------------- runtime options
-# log_path: each process writes PREFIX.PID; nothing goes to the captured stderr.
-# exitcode: a report makes the process exit 86/87, which no test expects.
-# detect_stack_use_after_return, strict_string_checks, check_initialization_order:
-# the thorough settings, cheap for a program of this size.
-rm -rf "$LOGS"
-mkdir -p "$LOGS" || die "cannot create $LOGS"
-asan_options() { # $1 = detect_leaks (0/1), $2 = log dir
-	echo "halt_on_error=1:abort_on_error=0:exitcode=86:log_path=$2/asan:detect_leaks=$1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:detect_invalid_pointer_pairs=0:allocator_may_return_null=0:print_summary=1:handle_segv=1:handle_abort=1"
-}
-ubsan_options() {
-	echo "halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$1/ubsan"
-}
-
 # ---------------------------------------------------------------- self-test
-# The reports this run relies on must really appear where it looks for them.
-selftest=$OUT/probe/logs
-rm -rf "$selftest"
-mkdir -p "$selftest"
+cat >"$OUT/probe/ub.c" <<'EOF'
+#include <limits.h>
+#include <stdio.h>
+int main(int argc, char **argv) { int x = INT_MAX; (void)argv; x += argc; printf("%d\n", x); return 0; }
+EOF
+cat >"$OUT/probe/oob.c" <<'EOF'
+#include <stdlib.h>
+int main(int argc, char **argv) { char *p = malloc(8); (void)argv; p[7 + argc] = 1; free(p); return 0; }
+EOF
 cat >"$OUT/probe/leak.c" <<'EOF'
 #include <stdlib.h>
 #include <string.h>
 void *volatile keep;
 int main(void) { char *p = malloc(64); memset(p, 1, 64); keep = p; keep = 0; return 0; }
 EOF
-cat >"$OUT/probe/ub.c" <<'EOF'
-#include <limits.h>
-#include <stdio.h>
-int main(int argc, char **argv) { int x = INT_MAX; (void)argv; x += argc; printf("%d\n", x); return 0; }
-EOF
-# shellcheck disable=SC2086
-"$CC" $SANFLAGS -g -o "$OUT/probe/leak" "$OUT/probe/leak.c" || die "cannot build the self-test"
-# shellcheck disable=SC2086
-"$CC" $SANFLAGS -g -o "$OUT/probe/ub" "$OUT/probe/ub.c" || die "cannot build the self-test"
 
-ASAN_OPTIONS=$(asan_options 0 "$selftest") UBSAN_OPTIONS=$(ubsan_options "$selftest") \
-	"$OUT/probe/ub" >/dev/null 2>&1
-st=$?
-if [ "$st" -ne 87 ] || ! ls "$selftest"/ubsan.* >/dev/null 2>&1; then
-	die "self-test: UBSan report did not make exit status 87 and a file in $selftest (status $st)"
-fi
+# selftest CC: 0 if CC's UBSan and ASan reports land in the log directory
+# with their exit statuses; sets DETECT_LEAKS to 1 if LeakSanitizer works too.
+selftest() {
+	d=$OUT/probe/logs
+	for t in ub oob leak; do
+		# shellcheck disable=SC2086
+		"$1" $SANFLAGS -g -o "$OUT/probe/$t" "$OUT/probe/$t.c" || return 1
+	done
+	rm -rf "$d" && mkdir -p "$d" || return 1
+	ASAN_OPTIONS=$(asan_options 0 "$d") UBSAN_OPTIONS=$(ubsan_options "$d") \
+		"$OUT/probe/ub" >/dev/null 2>&1
+	st=$?
+	if [ "$st" -ne 86 ] || ! grep -qs 'runtime error' "$d"/report.*; then
+		say "$1: a UBSan error gave status $st and no report file in $d"
+		return 1
+	fi
+	ASAN_OPTIONS=$(asan_options 0 "$d") UBSAN_OPTIONS=$(ubsan_options "$d") \
+		"$OUT/probe/oob" >/dev/null 2>&1
+	st=$?
+	if [ "$st" -ne 86 ] || ! grep -qs 'heap-buffer-overflow' "$d"/report.*; then
+		say "$1: a heap overflow gave status $st and no report file in $d"
+		return 1
+	fi
+	rm -f "$d"/*
+	DETECT_LEAKS=1
+	ASAN_OPTIONS=$(asan_options 1 "$d") "$OUT/probe/leak" >/dev/null 2>&1
+	st=$?
+	if [ "$st" -ne 86 ] || ! grep -qs 'detected memory leaks' "$d"/report.*; then
+		DETECT_LEAKS=0
+		echo "sanitize: WARNING: LeakSanitizer does not work here (status $st):" >&2
+		cat "$d"/report.* >&2 2>/dev/null
+		echo "sanitize: WARNING: running with detect_leaks=0; valgrind still checks leaks" >&2
+	fi
+	return 0
+}
 
-DETECT_LEAKS=1
-ASAN_OPTIONS=$(asan_options 1 "$selftest") "$OUT/probe/leak" >/dev/null 2>&1
-st=$?
-if [ "$st" -eq 86 ] && grep -qs 'detected memory leaks' "$selftest"/asan.*; then
-	say "self-test: ASan/UBSan/LeakSanitizer reports land in the log directory"
+if [ -n "${CC:-}" ]; then
+	candidates="$CC clang cc"
 else
-	# e.g. "LeakSanitizer has encountered a fatal error" under ptrace or in a
-	# container that forbids it: leaks are then valgrind's job alone.
-	DETECT_LEAKS=0
-	echo "sanitize: WARNING: LeakSanitizer does not work here (status $st):" >&2
-	cat "$selftest"/asan.* >&2 2>/dev/null
-	echo "sanitize: WARNING: running with detect_leaks=0; valgrind still checks leaks" >&2
+	candidates="clang cc"
 fi
+SAN_CC=
+DETECT_LEAKS=0
+for c in $candidates; do
+	command -v "$c" >/dev/null 2>&1 || continue
+	if ! can_sanitize "$c"; then
+		install_runtime "$c"
+		if ! can_sanitize "$c"; then
+			say "$c cannot build and run a program with $SANFLAGS"
+			continue
+		fi
+	fi
+	if selftest "$c"; then
+		SAN_CC=$c
+		break
+	fi
+	say "$c: its sanitizer reports would not be seen; trying the next compiler"
+done
+[ -n "$SAN_CC" ] || die "no compiler among '$candidates' builds sanitized programs whose reports land in a file"
+if [ -n "${CC:-}" ] && [ "$SAN_CC" != "$CC" ]; then
+	echo "sanitize: WARNING: using $SAN_CC, not CC=$CC (see above)" >&2
+fi
+CC=$SAN_CC
+say "compiler: $("$CC" --version | head -n 1); leak detection $([ "$DETECT_LEAKS" = 1 ] && echo on || echo OFF)"
+
+rm -rf "$LOGS"
+mkdir -p "$LOGS" || die "cannot create $LOGS"
+# Tests may run hupwatch as another user (setpriv): its reports must land too.
+chmod 1777 "$LOGS"
 
 # ---------------------------------------------------------------- build
 # A copy of the sources, built with the project's Makefile (HARDEN=0: the
@@ -141,9 +176,11 @@ fi
 [ -f hupwatch.c ] || die "hupwatch.c not found"
 mkdir -p "$OUT/test"
 rm -f "$OUT/hupwatch" "$OUT/test/child" "$OUT/test/unit"
-cp hupwatch.c "$OUT/"
+cp hupwatch.c "$OUT/" || die "cannot copy hupwatch.c"
 for f in test/*.c test/*.h; do
-	[ -f "$f" ] && cp "$f" "$OUT/test/"
+	if [ -f "$f" ]; then
+		cp "$f" "$OUT/test/" || die "cannot copy $f"
+	fi
 done
 targets="hupwatch test/child"
 if [ -f test/unit.c ] && [ "${SKIP_UNIT:-0}" != 1 ]; then
@@ -173,7 +210,7 @@ case " $targets " in
 		failed="$failed unit"
 	fi
 	;;
-*) say "test/unit.c not there (or SKIP_UNIT=1); unit tests skipped" ;;
+*) say "test/unit.c not there (or SKIP_UNIT=1): unit tests skipped" ;;
 esac
 
 # ---------------------------------------------------------------- integration
@@ -187,8 +224,7 @@ fi
 # ---------------------------------------------------------------- reports
 reports=$(find "$LOGS" -type f | sort)
 if [ -n "$reports" ]; then
-	n=$(echo "$reports" | wc -l)
-	echo "sanitize: $n sanitizer report file(s):" >&2
+	echo "sanitize: $(echo "$reports" | wc -l) sanitizer report file(s):" >&2
 	for r in $reports; do
 		echo "==== $r" >&2
 		head -n 60 "$r" >&2
@@ -202,7 +238,7 @@ fi
 unset ASAN_OPTIONS UBSAN_OPTIONS HUPWATCH_SANITIZER
 if [ "${SKIP_VALGRIND:-0}" = 1 ]; then
 	say "SKIP_VALGRIND=1: valgrind pass skipped"
-elif ! sh test/valgrind.sh; then
+elif ! if [ -n "$ORIG_CC" ]; then CC=$ORIG_CC sh test/valgrind.sh; else env -u CC sh test/valgrind.sh; fi; then
 	failed="$failed valgrind"
 fi
 

@@ -73,6 +73,15 @@ def handlers_installed(rep, pid):
     wait_for(recorded, 10, "child %d recording signals" % pid)
 
 
+def only_child(hw, gen, pid, timeout):
+    """Wait until gen GEN's PID is the only child of hupwatch (old ones drained, reaped)."""
+    try:
+        wait_for(lambda: children_of(hw.pid) == [pid], timeout,
+                 "gen %d pid %d alone under hupwatch" % (gen, pid))
+    except AssertionError as e:
+        raise AssertionError("%s; children now: %r" % (e, children_of(hw.pid)))
+
+
 def pending_signals(pid):
     """Signals pending for PID, thread- or process-directed, as a bit mask."""
     mask = 0
@@ -142,21 +151,24 @@ class StormTest(unittest.TestCase):
                         time.sleep(left)
                 self.assertTrue(hw.running(), "hupwatch died in the HUP storm:\n" + hw.dump())
 
-                # Settle. Once no HUP is pending, one last HUP is read alone: the
-                # first generation started after hupwatch logs it is the last one.
+                # Settle. The test reads hupwatch's log through a pipe and may lag
+                # behind it, so positions in the log are taken from hupwatch's own
+                # order: once no HUP is pending, a forwarded SIGWINCH leaves a
+                # line after every storm line; one last HUP after that line is
+                # read alone, and the first generation started after hupwatch
+                # logs it is the last one.
                 wait_for(lambda: not pending_signals(hw.pid) & (1 << (signal.SIGHUP - 1)),
                          30, "hupwatch to read every pending SIGHUP")
-                m = hw.mark()
+                hw.signal("WINCH")
+                f, _ = wait_line(hw, r"forwarding SIGWINCH to gen \d+", 0, 30)
                 hw.signal("HUP")
-                i, _ = wait_line(hw, r"reload requested \(SIGHUP\)", m, 30)
+                i, _ = wait_line(hw, r"reload requested \(SIGHUP\)", f + 1, 30)
                 i, last = wait_line(hw, STARTED.pattern, i + 1, 30)
                 gen, pid = int(last.group(1)), int(last.group(2))
                 hw.wait_log(r"\bgen %d pid %d ready after" % (gen, pid), 30, i)
 
                 # Exactly one generation left: the old ones drain and are reaped.
-                wait_for(lambda: children_of(hw.pid) == [pid], 30,
-                         "only gen %d pid %d left under hupwatch (have %r)"
-                         % (gen, pid, children_of(hw.pid)))
+                only_child(hw, gen, pid, 30)
                 self.assertEqual(zombies_under(hw.pid), [])
                 wait_for(lambda: load.generations_seen and max(load.generations_seen) == gen, 10,
                          "requests answered by gen %d" % gen)
@@ -320,9 +332,7 @@ class StormTest(unittest.TestCase):
             pid = int(hw.wait_log(r"gen 1 pid (\d+) ready after").group(1))
 
             def settle(gen, pid):
-                wait_for(lambda: children_of(hw.pid) == [pid], 10,
-                         "only gen %d pid %d under hupwatch (have %r)"
-                         % (gen, pid, children_of(hw.pid)))
+                only_child(hw, gen, pid, 10)
 
             base = None
             for i in range(1, 201):

@@ -33,6 +33,11 @@ die() {
 	exit 1
 }
 
+# An empty CC in the environment would override the Makefile's default.
+if [ -z "${CC:-}" ]; then
+	unset CC
+fi
+
 command -v valgrind >/dev/null 2>&1 || die "valgrind not found (sh test/deps.sh installs it)"
 
 if [ -z "${HUPWATCH:-}" ] || [ -z "${CHILD:-}" ]; then
