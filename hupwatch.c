@@ -1378,6 +1378,32 @@ static void kill_group(struct generation *g)
 	kill(g->pid, SIGKILL); /* in case it left its group */
 }
 
+/*
+ * What a dead generation's main process left in its group (say gunicorn workers of a master that
+ * crashed) serves no one reliably and still holds the listening sockets: a supervisor's restart
+ * of hupwatch could not bind them. Kill it and reap it (we are its subreaper), within a bound.
+ */
+static void kill_leftovers(const struct generation *g)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	int wstatus, killed = 0;
+
+	if (kill(-g->pid, SIGKILL))
+		return; /* nobody left */
+	for (int i = 0; i < 200; i++) {
+		pid_t pid = waitpid(-g->pid, &wstatus, WNOHANG);
+
+		if (pid < 0)
+			break;
+		if (pid == 0)
+			nanosleep(&tick, NULL);
+		else
+			killed++;
+	}
+	logmsg(L_INFO, "gen %u: killed %d process%s left in its process group", g->number, killed,
+	       killed == 1 ? "" : "es");
+}
+
 /* Does hupwatch still wait for g before exiting? Drained-only old ones are not waited for without -k. */
 static bool must_wait_for(const struct generation *g)
 {
@@ -1652,6 +1678,8 @@ static void generation_exited(struct generation *g, int wstatus)
 	case GEN_STOPPING:
 		logmsg(L_INFO, "gen %u pid %d %s after draining %.2fs", g->number, (int)g->pid, desc,
 		       seconds(now() - g->stop_at));
+		if (hw.shutting_down && hw.cfg.kill_at_exit)
+			kill_leftovers(g); /* -k: nothing of ours outlives hupwatch */
 		remove_generation(g);
 		break;
 	case GEN_STARTING:
@@ -1661,12 +1689,13 @@ static void generation_exited(struct generation *g, int wstatus)
 			break;
 		}
 		number = g->number;
-		kill(-g->pid, SIGKILL); /* whatever it left behind was never ready either */
+		kill_leftovers(g); /* whatever it left behind was never ready either */
 		remove_generation(g);
 		snprintf(desc + strlen(desc), sizeof(desc) - strlen(desc), " before ready");
 		fail_generation(number, false, desc, code);
 		break;
 	case GEN_CURRENT:
+		kill_leftovers(g);
 		if (hw.starting) {
 			logmsg(L_ERROR, "gen %u pid %d %s; gen %u may still take over", g->number, (int)g->pid,
 			       desc, hw.starting->number);
