@@ -226,6 +226,16 @@ class Proc:
         with self.cond:
             return "\n".join(text for _, text in self.lines)
 
+    def save(self):
+        """Keep the timestamped output in $BENCH_WORK/logs/ for a post-mortem."""
+        d = os.path.join(WORK, "logs")
+        os.makedirs(d, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(self.argv[0]))
+        with self.cond, open(os.path.join(d, "%s.%d.log" % (name, self.pid)), "w") as f:
+            f.write("# %s\n" % quote(self.argv))
+            for t, text in self.lines:
+                f.write("%.6f %s\n" % (t, text))
+
     def kill(self):
         """SIGKILL every process of this session; wait (bounded) until they are gone."""
         for _ in range(50):
@@ -243,6 +253,7 @@ class Proc:
             time.sleep(0.05)
         self.wait_exit(5)
         self.reader.join(2)
+        self.save()
         left = [p for p in session_members(self.pid) if alive(p)]
         if left:
             note("processes of session %d still alive after cleanup: %s" % (self.pid, left))
@@ -706,6 +717,9 @@ def analyse_reloads(recs, windows, t_begin, t_end, summary):
         "p50_reload_us": pct(reload_ok, 50),
         "p99_reload_us": pct(reload_ok, 99),
         "max_reload_us": max(reload_ok) if reload_ok else None,
+        "per_reload_failed": fails_per,
+        "per_reload_stall_us": gaps,
+        "windows": windows,
         "gap_median_us": statistics.median(gaps) if gaps else None,
         "gap_max_us": max(gaps) if gaps else None,
     }
