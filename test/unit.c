@@ -1,0 +1,2509 @@
+/*
+ * test/unit.c - cmocka unit tests of hupwatch.c.
+ *
+ *   cc -std=c11 -D_GNU_SOURCE -DUNIT_TEST -Wall -Wextra -Werror -o test/unit test/unit.c -lcmocka
+ *
+ * The program is included whole with -DUNIT_TEST (which hides main), so every static function is
+ * reachable. The parsers, the exit-status mapping and judge() are pure and tested in full. The
+ * state transitions (reload requests, failures, swaps, shutdown) are driven through the same
+ * functions the event loop calls; where they signal a process, that process is a real idle child
+ * of this test (never a made-up pid: kill(-pid) of a made-up pid could hit anything). Transitions
+ * that end in exit() run in a forked copy of the test, and the parent checks the exit status.
+ * hupwatch's own log lines are silenced (hw.cfg.level above L_ERROR); usage errors and --help
+ * output are captured and checked.
+ *
+ * Regressions found by the fuzzers (test/fuzz/) go at the end, one test each, with the input.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+/* Without main, the functions only main reaches (setup, event_loop, ...) are unused here. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "../hupwatch.c"
+#pragma GCC diagnostic pop
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#define SEC(n) ((nsec_t)(n) * NSEC_PER_SEC)
+#define MSEC(n) ((nsec_t)(n) * 1000000)
+#define SILENT ((enum level)(L_ERROR + 1))
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- fixtures --------------------------------------------------------------------------- */
+
+static char *default_command[] = { "/bin/sleep", "60", NULL };
+static char tmpdir[PATH_MAX];
+
+/* Children of this test that a test started and must be gone before the next one. */
+static pid_t kids[16];
+static size_t nkids;
+
+static void kill_kids(void)
+{
+	for (size_t i = 0; i < nkids; i++) {
+		kill(-kids[i], SIGKILL);
+		kill(kids[i], SIGKILL);
+		while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	nkids = 0;
+}
+
+static void reset_hw(void)
+{
+	struct generation *g, *next;
+
+	for (g = hw.gens; g; g = next) {
+		next = g->next;
+		free(g);
+	}
+	free(hw.workdir);
+	memset(&hw, 0, sizeof(hw));
+	hw.sigfd = hw.notify_fd = hw.upstream_fd = -1;
+	hw.orphan_status = -1;
+	hw.cfg = (struct config){
+		.warmup = SEC(1),
+		.ready_interval = MSEC(200),
+		.ready_timeout = SEC(60),
+		.stop_signal = SIGTERM,
+		.backlog = SOMAXCONN,
+		.level = SILENT,
+		.command = default_command,
+	};
+}
+
+static void rm_tree(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "unit: cannot remove %s\n", dir);
+}
+
+static int fixture_setup(void **state)
+{
+	const char *base = getenv("TMPDIR");
+
+	(void)state;
+	reset_hw();
+	nkids = 0;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/hupwatch-unit.XXXXXX", base && *base ? base : "/tmp");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	return 0;
+}
+
+/* Every child a test started is killed with its group and reaped. */
+static int fixture_teardown(void **state)
+{
+	(void)state;
+	kill_kids();
+	/* Whatever else is left (a generation spawned through spawn()). */
+	for (struct generation *g = hw.gens; g; g = g->next)
+		if (g->pid > 0 && waitpid(g->pid, NULL, WNOHANG) == 0) {
+			kill(-g->pid, SIGKILL);
+			while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+	reset_hw();
+	rm_tree(tmpdir);
+	return 0;
+}
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, fixture_setup, fixture_teardown)
+
+static void path_in_tmp(char *buf, size_t size, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s", tmpdir, name);
+
+	assert_true(n > 0 && (size_t)n < size);
+}
+
+/* A child in its own process group that only waits for signals. */
+static pid_t start_idle_in(pid_t pgid)
+{
+	pid_t parent = getpid(), pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Gone with its parent, also when that is a forked copy ending in exit(). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
+		setpgid(0, pgid);
+		for (;;)
+			pause();
+	}
+	setpgid(pid, pgid ? pgid : pid);
+	assert_true(nkids < COUNT(kids));
+	kids[nkids++] = pid;
+	return pid;
+}
+
+static pid_t start_idle(void)
+{
+	return start_idle_in(0);
+}
+
+/* Wait until pid has terminated, without reaping it: its pid (and group) stay reserved. */
+static int wait_dead(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0)
+		assert_int_equal(errno, EINTR);
+	return si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : W_EXITCODE(0, si.si_status);
+}
+
+static int reap_pid(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		assert_int_equal(errno, EINTR);
+	return st;
+}
+
+/* A generation linked into hw.gens, allocated as spawn() does (remove_generation frees it). */
+static struct generation *add_gen(unsigned number, pid_t pid, enum gen_state state)
+{
+	struct generation *g = xmalloc(sizeof(*g));
+
+	*g = (struct generation){ .number = number, .pid = pid, .state = state, .spawned_at = now() };
+	g->probe_next = g->spawned_at;
+	g->next = hw.gens;
+	hw.gens = g;
+	if (state == GEN_CURRENT)
+		hw.current = g;
+	else if (state == GEN_STARTING)
+		hw.starting = g;
+	if (number > hw.last_number)
+		hw.last_number = number;
+	return g;
+}
+
+static bool in_gens(const struct generation *g)
+{
+	for (const struct generation *p = hw.gens; p; p = p->next)
+		if (p == g)
+			return true;
+	return false;
+}
+
+/*
+ * Run fn in a forked copy of this test and return its wait status. fn ends in exit() (finish)
+ * or _exit(); it must not use cmocka assertions, which would unwind into the copy's runner.
+ */
+static int in_child(void (*fn)(void))
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* The copy's own idle children go with it, reaped, when fn ends in exit(). */
+		nkids = 0;
+		atexit(kill_kids);
+		fn();
+		_exit(200); /* fn was to exit */
+	}
+	return reap_pid(pid);
+}
+
+/* ---- capturing stdout and stderr --------------------------------------------------------- */
+
+static char cap_out[16384], cap_err[16384];
+static int cap_saved[2] = { -1, -1 };
+static FILE *cap_file[2];
+
+static void capture_start(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	for (int i = 0; i < 2; i++) {
+		cap_file[i] = tmpfile();
+		assert_non_null(cap_file[i]);
+		cap_saved[i] = dup(1 + i);
+		assert_true(cap_saved[i] >= 0);
+		assert_true(dup2(fileno(cap_file[i]), 1 + i) >= 0);
+	}
+}
+
+static void capture_end(void)
+{
+	char *bufs[2] = { cap_out, cap_err };
+
+	fflush(stdout);
+	fflush(stderr);
+	for (int i = 0; i < 2; i++) {
+		size_t n;
+
+		dup2(cap_saved[i], 1 + i);
+		close(cap_saved[i]);
+		rewind(cap_file[i]);
+		n = fread(bufs[i], 1, sizeof(cap_out) - 1, cap_file[i]);
+		bufs[i][n] = '\0';
+		fclose(cap_file[i]);
+	}
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* ---- parse_duration --------------------------------------------------------------------- */
+
+static void test_duration_valid(void **state)
+{
+	static const struct {
+		const char *s;
+		nsec_t ns;
+	} ok[] = {
+		{ "0", 0 },
+		{ "1", SEC(1) },
+		{ "0.5", MSEC(500) },
+		{ ".5", MSEC(500) },
+		{ "1.", SEC(1) },
+		{ "0.25", MSEC(250) },
+		{ "2.125", MSEC(2125) },
+		{ "60", SEC(60) },
+		{ "000001", SEC(1) },
+		{ "0.000000001", 1 },
+		{ "0.123456789", 123456789 },
+		{ "1000000000", SEC(1000000000) },
+		{ "1000000000.", SEC(1000000000) },
+		{ "1000000000.000000000", SEC(1000000000) },
+		{ "999999999.999999999", SEC(1000000000) - 1 },
+		/* Below a nanosecond is truncated, not rejected. */
+		{ "1.0000000009", SEC(1) },
+		{ "0.0000000001", 0 },
+	};
+	(void)state;
+	for (size_t i = 0; i < COUNT(ok); i++) {
+		nsec_t d = -42;
+
+		if (parse_duration(ok[i].s, &d) != 0)
+			fail_msg("parse_duration(\"%s\") rejected", ok[i].s);
+		if (d != ok[i].ns)
+			fail_msg("parse_duration(\"%s\") = %" PRId64 ", want %" PRId64, ok[i].s, d, ok[i].ns);
+	}
+}
+
+static void test_duration_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"", ".", "..", "-1", "+1", "-0", "1e3", "1E3", "inf", "INF", "nan", "NaN", "infinity",
+		" 1", "1 ", "\t1", "1\n", "1s", "1ms", "0x10", "1,5", "1..2", "1.2.3", "1.-2", "1.+2",
+		"1000000000.1", "1000000000.000000001", "1000000001", "10000000000",
+		"99999999999999999999", "18446744073709551616",
+		"9223372036854775807", "9223372036854775808",
+		"99999999999999999999999999999999999999999999999999999999999999999999999999999999",
+		"\xd9\xa1", /* ARABIC-INDIC DIGIT ONE */
+	};
+	(void)state;
+	for (size_t i = 0; i < COUNT(bad); i++) {
+		nsec_t d = -42;
+
+		if (parse_duration(bad[i], &d) == 0)
+			fail_msg("parse_duration(\"%s\") accepted: %" PRId64, bad[i], d);
+		assert_int_equal(d, -42); /* untouched on failure */
+	}
+}
+
+/* A huge run of digits, more than any integer holds: rejected without overflow (UBSan watches). */
+static void test_duration_huge_digit_strings(void **state)
+{
+	char s[4096];
+	nsec_t d = -42;
+
+	(void)state;
+	memset(s, '9', sizeof(s) - 1);
+	s[sizeof(s) - 1] = '\0';
+	assert_int_equal(parse_duration(s, &d), -1);
+	/* Leading zeros are only zeros, however many. */
+	memset(s, '0', sizeof(s) - 1);
+	s[sizeof(s) - 2] = '7';
+	assert_int_equal(parse_duration(s, &d), 0);
+	assert_int_equal(d, SEC(7));
+	/* A long fraction: digits past the nanosecond are dropped. */
+	s[0] = '3';
+	s[1] = '.';
+	memset(s + 2, '9', sizeof(s) - 3);
+	assert_int_equal(parse_duration(s, &d), 0);
+	assert_int_equal(d, SEC(3) + 999999999);
+}
+
+/* ---- signals ----------------------------------------------------------------------------- */
+
+static void test_signal_names_and_numbers(void **state)
+{
+	static const struct {
+		const char *s;
+		int sig;
+	} ok[] = {
+		{ "TERM", SIGTERM }, { "SIGTERM", SIGTERM }, { "sigterm", SIGTERM }, { "term", SIGTERM },
+		{ "Term", SIGTERM }, { "sIgTeRm", SIGTERM }, { "15", SIGTERM },   { "HUP", SIGHUP },
+		{ "SIGHUP", SIGHUP },  { "1", SIGHUP },        { "KILL", SIGKILL }, { "9", SIGKILL },
+		{ "INT", SIGINT },     { "QUIT", SIGQUIT },    { "USR1", SIGUSR1 }, { "sigusr2", SIGUSR2 },
+		{ "WINCH", SIGWINCH }, { "TTIN", SIGTTIN },    { "TTOU", SIGTTOU }, { "31", 31 },
+		{ "IOT", SIGABRT },    { "POLL", SIGIO },      { "SIGPWR", SIGPWR }, { "015", SIGTERM },
+	};
+	(void)state;
+	for (size_t i = 0; i < COUNT(ok); i++)
+		if (parse_signal(ok[i].s) != ok[i].sig)
+			fail_msg("parse_signal(\"%s\") = %d, want %d", ok[i].s, parse_signal(ok[i].s), ok[i].sig);
+}
+
+static void test_signal_realtime_numbers(void **state)
+{
+	char s[16];
+
+	(void)state;
+	for (int n = 1; n <= 31; n++) {
+		snprintf(s, sizeof(s), "%d", n);
+		assert_int_equal(parse_signal(s), n);
+	}
+	/* glibc keeps 32 and 33 for itself: SIGRTMIN is above them. */
+	for (int n = 32; n < SIGRTMIN; n++) {
+		snprintf(s, sizeof(s), "%d", n);
+		assert_int_equal(parse_signal(s), -1);
+	}
+	for (int n = SIGRTMIN; n <= SIGRTMAX; n++) {
+		snprintf(s, sizeof(s), "%d", n);
+		assert_int_equal(parse_signal(s), n);
+	}
+	snprintf(s, sizeof(s), "%d", SIGRTMAX + 1);
+	assert_int_equal(parse_signal(s), -1);
+}
+
+static void test_signal_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"", "0", "00", "32", "99", "65", "-1", "+1", "-15", " 15", "15 ", "0x0f", "1.0",
+		"SIG", "sig", "FOO", "SIGFOO", "SIGSIGTERM", " TERM", "TERM ", "SIG TERM", "SIG-TERM",
+		"TERM\n", "SIGTERMX", "TER", "2147483648", "4294967311", "99999999999999999999999",
+		"\xc3\x9f",
+	};
+	(void)state;
+	for (size_t i = 0; i < COUNT(bad); i++)
+		if (parse_signal(bad[i]) != -1)
+			fail_msg("parse_signal(\"%s\") = %d, want -1", bad[i], parse_signal(bad[i]));
+}
+
+/* Every name in the table parses, and signame() of its number parses back to that number. */
+static void test_signame_round_trip(void **state)
+{
+	char lower[32];
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(signals); i++) {
+		int sig = signals[i].number;
+		const char *name = signame(sig);
+
+		assert_int_equal(strncmp(name, "SIG", 3), 0);
+		assert_int_equal(parse_signal(name), sig);
+		assert_int_equal(parse_signal(name + 3), sig);
+		assert_int_equal(parse_signal(signals[i].name), sig);
+		snprintf(lower, sizeof(lower), "%s", name);
+		for (char *p = lower; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		assert_int_equal(parse_signal(lower), sig);
+	}
+	/* Every classic signal has a name. */
+	for (int sig = 1; sig <= 31; sig++) {
+		const char *name = signame(sig);
+
+		if (strncmp(name, "SIG", 3) != 0 || strncmp(name, "SIGRT", 5) == 0)
+			fail_msg("signame(%d) = \"%s\"", sig, name);
+		assert_int_equal(parse_signal(name), sig);
+	}
+	assert_string_equal(signame(SIGTERM), "SIGTERM");
+	assert_string_equal(signame(SIGKILL), "SIGKILL");
+	assert_string_equal(signame(SIGABRT), "SIGABRT"); /* not IOT, its alias */
+	assert_string_equal(signame(SIGIO), "SIGIO");     /* not POLL */
+	assert_string_equal(signame(SIGRTMIN), "SIGRTMIN+0");
+	snprintf(lower, sizeof(lower), "SIGRTMIN+%d", SIGRTMAX - SIGRTMIN);
+	assert_string_equal(signame(SIGRTMAX), lower);
+	assert_string_equal(signame(0), "signal 0");
+	assert_string_equal(signame(32), "signal 32");
+	assert_string_equal(signame(200), "signal 200");
+	assert_string_equal(signame(-3), "signal -3");
+}
+
+/* ---- exit_code, describe_status ---------------------------------------------------------- */
+
+static void test_exit_code_exited(void **state)
+{
+	char buf[80], want[80];
+
+	(void)state;
+	for (int code = 0; code <= 255; code++) {
+		assert_int_equal(exit_code(W_EXITCODE(code, 0)), code);
+		describe_status(W_EXITCODE(code, 0), buf, sizeof(buf));
+		snprintf(want, sizeof(want), "exited with status %d", code);
+		assert_string_equal(buf, want);
+	}
+}
+
+static void test_exit_code_signaled(void **state)
+{
+	volatile size_t small = 8;
+	char buf[80], want[80];
+
+	(void)state;
+	for (int sig = 1; sig <= 31; sig++) {
+		assert_int_equal(exit_code(W_EXITCODE(0, sig)), 128 + sig);
+		describe_status(W_EXITCODE(0, sig), buf, sizeof(buf));
+		snprintf(want, sizeof(want), "killed by %s", signame(sig));
+		assert_string_equal(buf, want);
+		/* A core dump changes the text, not the status. */
+		assert_int_equal(exit_code(W_EXITCODE(0, sig) | WCOREFLAG), 128 + sig);
+		describe_status(W_EXITCODE(0, sig) | WCOREFLAG, buf, sizeof(buf));
+		snprintf(want, sizeof(want), "killed by %s (core dumped)", signame(sig));
+		assert_string_equal(buf, want);
+	}
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		assert_int_equal(exit_code(W_EXITCODE(0, sig)), 128 + sig);
+	describe_status(W_EXITCODE(0, SIGRTMIN + 3), buf, sizeof(buf));
+	assert_string_equal(buf, "killed by SIGRTMIN+3");
+	describe_status(W_EXITCODE(0, SIGSEGV) | WCOREFLAG, buf, sizeof(buf));
+	assert_string_equal(buf, "killed by SIGSEGV (core dumped)");
+	describe_status(W_EXITCODE(0, SIGKILL), buf, sizeof(buf));
+	assert_string_equal(buf, "killed by SIGKILL");
+	/* Neither exited nor killed (waitpid without WUNTRACED never reports it): hupwatch's own. */
+	assert_int_equal(exit_code(W_STOPCODE(SIGSTOP)), EXIT_FAILURE_OWN);
+	/* A small buffer truncates, never overflows (volatile: a size the compiler cannot see). */
+	describe_status(W_EXITCODE(0, SIGSEGV) | WCOREFLAG, buf, small);
+	assert_string_equal(buf, "killed ");
+}
+
+/* The same mapping on statuses the kernel made. */
+static void test_exit_code_real_processes(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(42);
+	st = reap_pid(pid);
+	assert_int_equal(exit_code(st), 42);
+
+	pid = start_idle();
+	kill(pid, SIGKILL);
+	st = reap_pid(pid);
+	nkids = 0;
+	assert_int_equal(exit_code(st), 137);
+
+	pid = start_idle();
+	kill(pid, SIGTERM);
+	st = reap_pid(pid);
+	nkids = 0;
+	assert_int_equal(exit_code(st), 143);
+}
+
+/* ---- parse_address ----------------------------------------------------------------------- */
+
+static void check_address(const char *s, int family, const char *host, const char *port, const char *path)
+{
+	struct address a;
+
+	if (parse_address(s, &a) != 0)
+		fail_msg("parse_address(\"%s\") rejected", s);
+	assert_int_equal(a.family, family);
+	assert_string_equal(a.host, host);
+	assert_string_equal(a.port, port);
+	assert_string_equal(a.path, path);
+}
+
+static void test_address_valid(void **state)
+{
+	(void)state;
+	check_address("0", AF_INET, "0.0.0.0", "0", "");
+	check_address("80", AF_INET, "0.0.0.0", "80", "");
+	check_address("65535", AF_INET, "0.0.0.0", "65535", "");
+	check_address("127.0.0.1:8080", AF_UNSPEC, "127.0.0.1", "8080", "");
+	check_address("localhost:0", AF_UNSPEC, "localhost", "0", "");
+	check_address("example.org:443", AF_UNSPEC, "example.org", "443", "");
+	check_address("[::1]:80", AF_INET6, "::1", "80", "");
+	check_address("[::]:0", AF_INET6, "::", "0", "");
+	check_address("[fe80::1%eth0]:8080", AF_INET6, "fe80::1%eth0", "8080", "");
+	check_address("unix:/x", AF_UNIX, "", "", "/x");
+	check_address("unix:/run/app.sock", AF_UNIX, "", "", "/run/app.sock");
+	check_address("unix:relative/app.sock", AF_UNIX, "", "", "relative/app.sock");
+	/* unix: takes the rest as it is, colons included. */
+	check_address("unix:/a:b", AF_UNIX, "", "", "/a:b");
+}
+
+static void test_address_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"", "65536", "99999", "100000", "123456", "-1", "+80", " 80", "80 ", "0x50", "http",
+		"[::1]", "[]:80", "[::1]:", "[::1]x80", "[::1]:80:", "[::1]:65536", "[::1", "[::1]]:80",
+		"::1:80", "::1", "a:b:80", "host:", ":80", ":", "host:port", "host:-1", "host:+80",
+		"host: 80", "host:80 ", "host:65536", "host:123456", "unix:", "unix",
+	};
+	struct address a;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(bad); i++)
+		if (parse_address(bad[i], &a) == 0)
+			fail_msg("parse_address(\"%s\") accepted", bad[i]);
+}
+
+/* sun_path holds 108 bytes: a path of 107 and its NUL fit, 108 does not. */
+static void test_address_unix_path_limit(void **state)
+{
+	char s[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
+	const size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	struct address a;
+
+	(void)state;
+	strcpy(s, "unix:/");
+	memset(s + 6, 'p', max - 1);
+	s[5 + max] = '\0';
+	assert_int_equal(strlen(s + 5), max);
+	assert_int_equal(parse_address(s, &a), 0);
+	assert_int_equal(a.family, AF_UNIX);
+	assert_int_equal(strlen(a.path), max);
+	assert_string_equal(a.path, s + 5);
+
+	s[5 + max] = 'p';
+	s[6 + max] = '\0';
+	assert_int_equal(parse_address(s, &a), -1);
+}
+
+/* Host names up to 255 bytes (struct address holds 256). */
+static void test_address_host_limit(void **state)
+{
+	char s[300];
+	struct address a;
+
+	(void)state;
+	memset(s, 'h', 255);
+	strcpy(s + 255, ":80");
+	assert_int_equal(parse_address(s, &a), 0);
+	assert_int_equal(strlen(a.host), 255);
+	memset(s, 'h', 256);
+	strcpy(s + 256, ":80");
+	assert_int_equal(parse_address(s, &a), -1);
+
+	s[0] = '[';
+	memset(s + 1, 'a', 255);
+	strcpy(s + 256, "]:80");
+	assert_int_equal(parse_address(s, &a), 0);
+	assert_int_equal(a.family, AF_INET6);
+	assert_int_equal(strlen(a.host), 255);
+	memset(s + 1, 'a', 256);
+	strcpy(s + 257, "]:80");
+	assert_int_equal(parse_address(s, &a), -1);
+}
+
+/* LISTEN_FDNAMES entries: everything outside [A-Za-z0-9._-] becomes '_'. */
+static void test_fd_name(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "8080", "8080" },
+		{ "127.0.0.1:8080", "127.0.0.1_8080" },
+		{ "[::1]:80", "___1__80" },
+		{ "unix:/run/app-1.sock", "unix__run_app-1.sock" },
+		{ "my_host:1", "my_host_1" },
+		{ "h\xc3\xa9:1", "h___1" },
+	};
+	(void)state;
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		char *name = fd_name(cases[i][0]);
+
+		assert_string_equal(name, cases[i][1]);
+		free(name);
+	}
+}
+
+static void test_notify_address(void **state)
+{
+	struct sockaddr_un sa;
+	socklen_t len = 0;
+	char longname[sizeof(sa.sun_path) + 2];
+
+	(void)state;
+	assert_int_equal(notify_address("@hupwatch/1/abc", &sa, &len), 0);
+	assert_int_equal(sa.sun_family, AF_UNIX);
+	assert_int_equal(sa.sun_path[0], '\0'); /* abstract */
+	assert_memory_equal(sa.sun_path + 1, "hupwatch/1/abc", 14);
+	assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + 15);
+
+	assert_int_equal(notify_address("/run/systemd/notify", &sa, &len), 0);
+	assert_string_equal(sa.sun_path, "/run/systemd/notify");
+	assert_int_equal(len, offsetof(struct sockaddr_un, sun_path) + 20); /* with its NUL */
+
+	assert_int_equal(notify_address("", &sa, &len), -1);
+	assert_int_equal(notify_address("@", &sa, &len), -1);
+	assert_int_equal(notify_address("/", &sa, &len), -1);
+	assert_int_equal(notify_address("relative", &sa, &len), -1);
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[0] = '/';
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(notify_address(longname, &sa, &len), -1);
+}
+
+/* ---- parse_notify ------------------------------------------------------------------------ */
+
+static int notify_str(const char *s, struct notify_msg *m)
+{
+	return parse_notify(s, strlen(s), m);
+}
+
+static void test_notify_ready(void **state)
+{
+	static const char *const ready[] = {
+		"READY=1", "READY=1\n", "READY=1\n\n", "\nREADY=1", "STATUS=up\nREADY=1",
+		"MAINPID=42\nREADY=1\nSTATUS=x\n", "FOO=bar\nREADY=1\nBAZ=", "READY=1\nREADY=1",
+		"X-CUSTOM=READY=1\nREADY=1",
+	};
+	static const char *const not_ready[] = {
+		"READY=10", "READY=0", "READY=", "READY=1 ", " READY=1", "READY=1\r", "XREADY=1",
+		"ready=1", "RELOADING=1", "STOPPING=1", "WATCHDOG=1", "MAINPID=1", "STATUS=READY=1",
+		"READY=1x\nSTATUS=a", "\n", "\n\n",
+	};
+	struct notify_msg m;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(ready); i++) {
+		assert_int_equal(notify_str(ready[i], &m), 0);
+		if (!m.ready)
+			fail_msg("\"%s\" not taken as ready", ready[i]);
+	}
+	for (size_t i = 0; i < COUNT(not_ready); i++) {
+		assert_int_equal(notify_str(not_ready[i], &m), 0);
+		if (m.ready)
+			fail_msg("\"%s\" taken as ready", not_ready[i]);
+	}
+	/* Only len bytes count: the READY=1 here is past the end. */
+	assert_int_equal(parse_notify("FOO=1READY=1", 5, &m), 0);
+	assert_false(m.ready);
+	assert_int_equal(parse_notify("READY=1X", 7, &m), 0);
+	assert_true(m.ready);
+}
+
+static void test_notify_status(void **state)
+{
+	struct notify_msg m;
+	char buf[600];
+
+	(void)state;
+	assert_int_equal(notify_str("STATUS=serving 4 workers", &m), 0);
+	assert_true(m.has_status);
+	assert_false(m.ready);
+	assert_string_equal(m.status, "serving 4 workers");
+
+	assert_int_equal(notify_str("READY=1\nSTATUS=child ready\n", &m), 0);
+	assert_true(m.ready);
+	assert_string_equal(m.status, "child ready");
+
+	assert_int_equal(notify_str("STATUS=", &m), 0);
+	assert_true(m.has_status);
+	assert_string_equal(m.status, "");
+
+	assert_int_equal(notify_str("READY=1", &m), 0);
+	assert_false(m.has_status);
+
+	/* The last one wins. */
+	assert_int_equal(notify_str("STATUS=a\nSTATUS=b", &m), 0);
+	assert_string_equal(m.status, "b");
+
+	/* Control characters (they would forge log lines) become '?'; other bytes stay. */
+	assert_int_equal(notify_str("STATUS=a\tb\x01" "c\x1b[31m\x7f" "d\r", &m), 0);
+	assert_string_equal(m.status, "a?b?c?[31m?d?");
+	assert_int_equal(notify_str("STATUS=caf\xc3\xa9 \x80\xff", &m), 0);
+	assert_string_equal(m.status, "caf\xc3\xa9 \x80\xff");
+
+	/* Truncated to 255 bytes. */
+	strcpy(buf, "STATUS=");
+	memset(buf + 7, 'a', 300);
+	buf[307] = '\0';
+	assert_int_equal(notify_str(buf, &m), 0);
+	assert_int_equal(strlen(m.status), sizeof(m.status) - 1);
+	assert_int_equal(strspn(m.status, "a"), sizeof(m.status) - 1);
+	buf[7 + 255] = '\0';
+	assert_int_equal(notify_str(buf, &m), 0);
+	assert_int_equal(strlen(m.status), 255);
+	buf[7 + 255] = 'b';
+	buf[7 + 256] = '\0';
+	assert_int_equal(notify_str(buf, &m), 0);
+	assert_int_equal(strlen(m.status), 255);
+	assert_int_equal(strchr(m.status, 'b'), NULL);
+	/* ... and what follows a long STATUS line still counts. */
+	strcpy(buf + 7 + 300, "\nREADY=1");
+	memset(buf + 7, 'a', 300);
+	assert_int_equal(notify_str(buf, &m), 0);
+	assert_true(m.ready);
+}
+
+static void test_notify_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"READY", "hello", "READY=1\nhello", "hello\nREADY=1", "READY=1\n \n", "STATUS=x\nbad\n",
+	};
+	struct notify_msg m;
+
+	(void)state;
+	/* read_notify() drops the whole message on -1, whatever READY=1 it held. */
+	for (size_t i = 0; i < COUNT(bad); i++)
+		if (notify_str(bad[i], &m) != -1)
+			fail_msg("\"%s\" not taken as malformed", bad[i]);
+	assert_int_equal(parse_notify("", 0, &m), -1);
+	assert_int_equal(parse_notify("READY=1\0", 8, &m), -1);
+	assert_false(m.ready);
+	assert_int_equal(parse_notify("\0READY=1", 8, &m), -1);
+	assert_int_equal(parse_notify("STATUS=a\0b\nREADY=1", 18, &m), -1);
+	assert_false(m.ready);
+	assert_false(m.has_status);
+}
+
+/* ---- parse_status and write_status ------------------------------------------------------- */
+
+static int status_str(const char *s, struct status_info *st)
+{
+	return parse_status(s, strlen(s), st);
+}
+
+static void test_status_parse_minimal(void **state)
+{
+	struct status_info st;
+
+	(void)state;
+	assert_int_equal(status_str("pid=12\nstate=running\n", &st), 0);
+	assert_int_equal(st.pid, 12);
+	assert_string_equal(st.state, "running");
+	assert_int_equal(st.exit_status, -1); /* absent */
+	assert_int_equal(st.generation, 0);
+	assert_string_equal(st.reload_state, "");
+	/* No final newline, empty lines, unknown keys (a newer hupwatch's): all fine. */
+	assert_int_equal(status_str("pid=12\n\nstate=exited\nfuture_key=whatever\nexit_status=3", &st), 0);
+	assert_string_equal(st.state, "exited");
+	assert_int_equal(st.exit_status, 3);
+	/* Values are copied bounded. */
+	assert_int_equal(status_str("pid=1\nstate=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", &st), 0);
+	assert_int_equal(strlen(st.state), sizeof(st.state) - 1);
+}
+
+static void test_status_parse_full(void **state)
+{
+	static const char text[] = "pid=4242\nstarttime=987654321\nstate=running\ngeneration=7\n"
+				   "generation_pid=5151\nready_wait=60.000\nreload=6\nreload_state=failed\n"
+				   "reload_generation=8\nreload_started=1234.000000567\n"
+				   "reload_reason=gen 8 failed: exited with status 1 before ready\n";
+	struct status_info st;
+
+	(void)state;
+	assert_int_equal(status_str(text, &st), 0);
+	assert_int_equal(st.pid, 4242);
+	assert_int_equal(st.starttime, 987654321ULL);
+	assert_string_equal(st.state, "running");
+	assert_int_equal(st.generation, 7);
+	assert_int_equal(st.generation_pid, 5151);
+	assert_int_equal(st.ready_wait, SEC(60));
+	assert_int_equal(st.reload, 6);
+	assert_string_equal(st.reload_state, "failed");
+	assert_int_equal(st.reload_generation, 8);
+	assert_int_equal(st.reload_started, SEC(1234) + 567);
+	assert_string_equal(st.reload_reason, "gen 8 failed: exited with status 1 before ready");
+	assert_int_equal(st.exit_status, -1);
+}
+
+static void test_status_parse_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"", "p", "pid", "pid=", "pid=\nstate=running", "PID=1\nstate=running",
+		"state=running\npid=1\n",    /* must start with pid= */
+		"pid=1\n",                   /* no state */
+		"pid=0\nstate=running",      /* pid >= 1 */
+		"pid=-1\nstate=running", "pid=+1\nstate=running", "pid= 1\nstate=running",
+		"pid=1 \nstate=running", "pid=1\r\nstate=running", "pid=abc\nstate=running",
+		"pid=2147483648\nstate=running", "pid=99999999999999999999\nstate=running",
+		"pid=1\nstate=running\ngarbage\n", "pid=1\nstate=running\n=\nx",
+		"pid=1\nstate=running\nstarttime=x", "pid=1\nstate=running\nstarttime=-1",
+		"pid=1\nstate=running\nstarttime=99999999999999999999",
+		"pid=1\nstate=running\ngeneration=4294967296", "pid=1\nstate=running\ngeneration=",
+		"pid=1\nstate=running\ngeneration_pid=2147483648",
+		"pid=1\nstate=running\nready_wait=1e3", "pid=1\nstate=running\nready_wait=-1",
+		"pid=1\nstate=running\nready_wait=1000000001",
+		"pid=1\nstate=running\nreload=x", "pid=1\nstate=running\nreload_generation=-2",
+		"pid=1\nstate=running\nreload_started=", "pid=1\nstate=running\nreload_started=inf",
+		"pid=1\nstate=exited\nexit_status=256", "pid=1\nstate=exited\nexit_status=-1",
+		"pid=1\nstate=exited\nexit_status=",
+	};
+	struct status_info st;
+	char big[1024];
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(bad); i++)
+		if (status_str(bad[i], &st) != -1)
+			fail_msg("parse_status accepted \"%s\"", bad[i]);
+	/* NUL bytes anywhere. */
+	assert_int_equal(parse_status("pid=1\nstate=running\0", 20, &st), -1);
+	assert_int_equal(parse_status("pid=1\0\nstate=running", 20, &st), -1);
+	/* A line of 511 bytes fits the line buffer; 512 does not. */
+	snprintf(big, sizeof(big), "pid=1\nstate=running\nreload_reason=");
+	memset(big + strlen(big), 'r', 511 - strlen("reload_reason="));
+	big[20 + 511] = '\0';
+	assert_int_equal(strlen(big + 20), 511);
+	assert_int_equal(status_str(big, &st), 0);
+	assert_int_equal(strlen(st.reload_reason), sizeof(st.reload_reason) - 1);
+	big[20 + 511] = 'r';
+	big[20 + 512] = '\0';
+	assert_int_equal(status_str(big, &st), -1);
+	/* The length given is what counts, not a NUL. */
+	assert_int_equal(parse_status("pid=1\nstate=running", 5, &st), -1);
+	assert_int_equal(parse_status("pid=1\nstate=runningXXXX", 19, &st), 0);
+	assert_string_equal(st.state, "running");
+}
+
+/* What write_status() writes, parse_status() (the --reload reader) reads back. */
+static void write_and_read(const char *state_name, struct status_info *st)
+{
+	char path[PATH_MAX];
+
+	path_in_tmp(path, sizeof(path), "status");
+	hw.cfg.status_file = path;
+	write_status(state_name);
+	hw.cfg.status_file = NULL;
+	if (read_status_file(path, st) != 0)
+		fail_msg("status file written by write_status(\"%s\") does not parse", state_name);
+	/* And a hupwatch starting later accepts it as its own. */
+	assert_int_equal(check_own_file("--status-file", path, true), 0);
+}
+
+static void test_status_round_trip(void **state)
+{
+	struct generation *g;
+	struct status_info st;
+
+	(void)state;
+	hw.starttime = 123456789ULL;
+	hw.cfg.warmup = MSEC(1500);
+	write_and_read("starting", &st);
+	assert_int_equal(st.pid, getpid());
+	assert_int_equal(st.starttime, 123456789ULL);
+	assert_string_equal(st.state, "starting");
+	assert_int_equal(st.generation, 0);
+	assert_int_equal(st.generation_pid, 0);
+	assert_int_equal(st.ready_wait, MSEC(1500)); /* warm-up only: the warm-up */
+	assert_int_equal(st.reload, 0);
+	assert_string_equal(st.reload_state, "none");
+	assert_int_equal(st.reload_generation, 0);
+	assert_int_equal(st.reload_started, 0);
+	assert_string_equal(st.reload_reason, "");
+	assert_int_equal(st.exit_status, -1);
+
+	g = add_gen(3, 4242, GEN_CURRENT);
+	hw.reloads = 2;
+	hw.reload_state = RELOAD_FAILED;
+	hw.reload_generation = 4;
+	hw.reload_started = SEC(98765) + 4321;
+	snprintf(hw.reload_reason, sizeof(hw.reload_reason), "gen 4 failed: killed by SIGSEGV before ready");
+	hw.cfg.notify = true; /* -n: the ready timeout */
+	hw.cfg.ready_timeout = SEC(30);
+	write_and_read("running", &st);
+	assert_string_equal(st.state, "running");
+	assert_int_equal(st.generation, 3);
+	assert_int_equal(st.generation_pid, 4242);
+	assert_int_equal(st.ready_wait, SEC(30));
+	assert_int_equal(st.reload, 2);
+	assert_string_equal(st.reload_state, "failed");
+	assert_int_equal(st.reload_generation, 4);
+	assert_int_equal(st.reload_started, SEC(98765) + 4321);
+	assert_string_equal(st.reload_reason, "gen 4 failed: killed by SIGSEGV before ready");
+	assert_int_equal(st.exit_status, -1);
+
+	/* -c too; and a timeout of 0 (no limit) is written as 0. */
+	hw.cfg.notify = false;
+	hw.cfg.ready_cmd = "true";
+	hw.cfg.ready_timeout = 0;
+	for (enum reload_state r = RELOAD_NONE; r <= RELOAD_FAILED; r++) {
+		hw.reload_state = r;
+		write_and_read("stopping", &st);
+		assert_string_equal(st.reload_state, reload_state_names[r]);
+	}
+	assert_string_equal(st.state, "stopping");
+	assert_int_equal(st.ready_wait, 0);
+
+	/* exit_status= only when exited. */
+	hw.current = NULL;
+	(void)g;
+	for (int code = 0; code <= 255; code += 5) {
+		hw.exit_status = code;
+		write_and_read("exited", &st);
+		assert_string_equal(st.state, "exited");
+		assert_int_equal(st.exit_status, code);
+		assert_int_equal(st.generation, 0);
+	}
+
+	/* The longest reason hupwatch keeps (319 bytes) is cut to what the reader keeps. */
+	memset(hw.reload_reason, 'x', sizeof(hw.reload_reason) - 1);
+	hw.reload_reason[sizeof(hw.reload_reason) - 1] = '\0';
+	write_and_read("running", &st);
+	assert_int_equal(strlen(st.reload_reason), sizeof(st.reload_reason) - 1);
+
+	/* The largest durations survive the trip. */
+	hw.cfg.ready_cmd = NULL;
+	hw.cfg.warmup = SEC(1000000000);
+	hw.reload_started = SEC(999999999) + 999999999;
+	write_and_read("running", &st);
+	assert_int_equal(st.ready_wait, SEC(1000000000));
+	assert_int_equal(st.reload_started, SEC(999999999) + 999999999);
+}
+
+/* No status file configured: nothing written, nothing crashes. */
+static void test_status_not_configured(void **state)
+{
+	(void)state;
+	hw.cfg.status_file = NULL;
+	write_status("running");
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_write_atomic_and_read_file(void **state)
+{
+	char path[PATH_MAX], buf[64];
+	struct stat sb;
+	ssize_t n;
+	DIR *d;
+	struct dirent *e;
+	int entries = 0;
+
+	(void)state;
+	path_in_tmp(path, sizeof(path), "file");
+	assert_int_equal(write_atomic(path, "hello\n"), 0);
+	assert_int_equal(write_atomic(path, "12345\n"), 0); /* replaces */
+	n = read_file(path, buf, sizeof(buf));
+	assert_int_equal(n, 6);
+	assert_string_equal(buf, "12345\n");
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0644);
+	/* No temporary file left behind. */
+	d = opendir(tmpdir);
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			entries++;
+	closedir(d);
+	assert_int_equal(entries, 1);
+	/* read_file reads at most size - 1 bytes and terminates them. */
+	assert_int_equal(read_file(path, buf, 4), 3);
+	assert_string_equal(buf, "123");
+	/* Failures say so. */
+	path_in_tmp(path, sizeof(path), "no/such/dir/file");
+	errno = 0;
+	assert_int_equal(write_atomic(path, "x"), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(read_file(path, buf, sizeof(buf)), -1);
+}
+
+/* A pid or status file that is a symlink or not hupwatch's own is refused, never replaced. */
+static void test_check_own_file(void **state)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+
+	(void)state;
+	path_in_tmp(path, sizeof(path), "absent");
+	assert_int_equal(check_own_file("--pid-file", path, false), 0);
+	assert_int_equal(check_own_file("--status-file", path, true), 0);
+
+	path_in_tmp(path, sizeof(path), "pid");
+	write_text(path, "12345\n");
+	assert_int_equal(check_own_file("--pid-file", path, false), 0);
+	write_text(path, "12345");
+	assert_int_equal(check_own_file("--pid-file", path, false), 0);
+	write_text(path, "");
+	assert_int_equal(check_own_file("--pid-file", path, false), 0);
+	write_text(path, "import os\n");
+	assert_int_equal(check_own_file("--pid-file", path, false), -1);
+	write_text(path, "12 34\n");
+	assert_int_equal(check_own_file("--pid-file", path, false), -1);
+	write_text(path, "1234\n\n");
+	assert_int_equal(check_own_file("--pid-file", path, false), -1);
+
+	path_in_tmp(path, sizeof(path), "status");
+	write_text(path, "pid=1\nstate=running\n");
+	assert_int_equal(check_own_file("--status-file", path, true), 0);
+	write_text(path, "");
+	assert_int_equal(check_own_file("--status-file", path, true), 0);
+	write_text(path, "[program:app]\ncommand=hupwatch\n");
+	assert_int_equal(check_own_file("--status-file", path, true), -1);
+
+	/* A symlink, even to a file that would pass. */
+	path_in_tmp(link, sizeof(link), "link");
+	write_text(path, "pid=1\nstate=running\n");
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(check_own_file("--status-file", link, true), -1);
+	assert_int_equal(check_own_file("--pid-file", link, false), -1);
+	/* A directory. */
+	assert_int_equal(check_own_file("--pid-file", tmpdir, false), -1);
+}
+
+/* /proc readers used for notify credentials and --reload's liveness check. */
+static void test_proc_helpers(void **state)
+{
+	pid_t kid;
+
+	(void)state;
+	assert_true(process_starttime(getpid()) > 0);
+	assert_int_equal(process_starttime(getpid()), process_starttime(getpid()));
+	assert_int_equal(parent_of(getpid()), getppid());
+	assert_true(is_descendant(getpid(), getpid()));
+	kid = start_idle();
+	assert_int_equal(parent_of(kid), getpid());
+	assert_true(is_descendant(kid, kid));
+	assert_true(is_descendant(kid, getpid()));
+	assert_false(is_descendant(getpid(), kid));
+	assert_false(is_descendant(1, kid));
+	hw.gens = NULL;
+	assert_null(generation_of(kid));
+	{
+		struct generation *g = add_gen(1, kid, GEN_CURRENT);
+
+		assert_ptr_equal(generation_of(kid), g);
+		assert_null(generation_of(getppid()));
+	}
+}
+
+/* ---- resolve_workdir: where each generation starts --------------------------------------- */
+
+static char saved_cwd[PATH_MAX], *saved_pwd;
+
+/* cwd = tmpdir/current, a symlink to tmpdir/real, and $PWD saying so (as a shell would). */
+static void enter_symlinked_dir(void)
+{
+	char real[PATH_MAX], current[PATH_MAX], sub[PATH_MAX];
+
+	assert_non_null(getcwd(saved_cwd, sizeof(saved_cwd)));
+	saved_pwd = getenv("PWD") ? strdup(getenv("PWD")) : NULL;
+	path_in_tmp(real, sizeof(real), "real");
+	path_in_tmp(current, sizeof(current), "current");
+	path_in_tmp(sub, sizeof(sub), "real/sub");
+	assert_int_equal(mkdir(real, 0755), 0);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_equal(symlink(real, current), 0);
+	assert_int_equal(chdir(current), 0);
+	assert_int_equal(setenv("PWD", current, 1), 0);
+}
+
+static void leave_symlinked_dir(void)
+{
+	assert_int_equal(chdir(saved_cwd), 0);
+	if (saved_pwd)
+		setenv("PWD", saved_pwd, 1);
+	else
+		unsetenv("PWD");
+	free(saved_pwd);
+	saved_pwd = NULL;
+}
+
+static void test_resolve_workdir(void **state)
+{
+	char want[PATH_MAX + 64], file[PATH_MAX];
+
+	(void)state;
+	enter_symlinked_dir();
+	/* No --chdir: the logical $PWD, so a swapped symlink is followed at the next spawn. */
+	assert_int_equal(resolve_workdir(), 0);
+	path_in_tmp(want, sizeof(want), "current");
+	assert_string_equal(hw.workdir, want);
+	free(hw.workdir);
+	hw.workdir = NULL;
+	/* $PWD naming another directory is not trusted: the inherited cwd is used as it is. */
+	setenv("PWD", "/", 1);
+	assert_int_equal(resolve_workdir(), 0);
+	assert_null(hw.workdir);
+	setenv("PWD", "relative", 1);
+	assert_int_equal(resolve_workdir(), 0);
+	assert_null(hw.workdir);
+	path_in_tmp(want, sizeof(want), "current");
+	setenv("PWD", want, 1);
+	/* A relative --chdir is taken from the logical $PWD. */
+	hw.cfg.chdir = "sub";
+	assert_int_equal(resolve_workdir(), 0);
+	path_in_tmp(want, sizeof(want), "current/sub");
+	assert_string_equal(hw.workdir, want);
+	free(hw.workdir);
+	hw.workdir = NULL;
+	/* An absolute one as it is. */
+	hw.cfg.chdir = "/";
+	assert_int_equal(resolve_workdir(), 0);
+	assert_string_equal(hw.workdir, "/");
+	free(hw.workdir);
+	hw.workdir = NULL;
+	/* One that does not exist: an error naming it. */
+	hw.cfg.level = L_INFO;
+	hw.cfg.chdir = "no-such-dir";
+	capture_start();
+	assert_int_equal(resolve_workdir(), -1);
+	capture_end();
+	assert_non_null(strstr(cap_err, "error: cannot use --chdir 'no-such-dir': No such file or directory\n"));
+	free(hw.workdir);
+	hw.workdir = NULL;
+	/* A file, not a directory. */
+	path_in_tmp(file, sizeof(file), "file");
+	write_text(file, "x\n");
+	hw.cfg.chdir = file;
+	errno = 0;
+	capture_start();
+	assert_int_equal(resolve_workdir(), -1);
+	capture_end();
+	snprintf(want, sizeof(want), "error: cannot use --chdir '%s': not a directory\n", file);
+	assert_non_null(strstr(cap_err, want));
+	free(hw.workdir);
+	hw.workdir = NULL;
+	leave_symlinked_dir();
+}
+
+/* ---- parse_options ----------------------------------------------------------------------- */
+
+static char *args[64];
+
+/*
+ * parse_options on "hupwatch" followed by the NULL-terminated arguments, with stdout and
+ * stderr captured into cap_out and cap_err.
+ */
+static int parse_args(struct config *c, ...)
+{
+	va_list ap;
+	int argc = 0, rc;
+	char *a;
+
+	args[argc++] = "hupwatch";
+	va_start(ap, c);
+	while ((a = va_arg(ap, char *)) != NULL) {
+		assert_true(argc < (int)COUNT(args) - 1);
+		args[argc++] = a;
+	}
+	va_end(ap);
+	args[argc] = NULL;
+	capture_start();
+	rc = parse_options(argc, args, c);
+	capture_end();
+	return rc;
+}
+
+static void test_options_defaults(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse_args(&c, "server", "--port", "80", NULL), 0);
+	assert_int_equal(c.warmup, SEC(1));
+	assert_false(c.warmup_set);
+	assert_false(c.notify);
+	assert_null(c.ready_cmd);
+	assert_int_equal(c.ready_interval, MSEC(200));
+	assert_int_equal(c.ready_timeout, SEC(60));
+	assert_false(c.ready_timeout_set);
+	assert_int_equal(c.stop_signal, SIGTERM);
+	assert_int_equal(c.stop_timeout, 0);
+	assert_false(c.kill_at_exit);
+	assert_null(c.listen);
+	assert_int_equal(c.nlisten, 0);
+	assert_int_equal(c.backlog, SOMAXCONN);
+	assert_null(c.chdir);
+	assert_null(c.pid_file);
+	assert_null(c.status_file);
+	assert_false(c.reload);
+	assert_int_equal(c.level, L_INFO);
+	assert_ptr_equal(c.command, args + 1);
+	assert_string_equal(c.command[0], "server");
+	assert_string_equal(c.command[2], "80");
+	assert_null(c.command[3]);
+	assert_string_equal(cap_err, "");
+	assert_string_equal(cap_out, "");
+	free_config(&c);
+
+	assert_int_equal(parse_args(&c, "--", "server", NULL), 0);
+	assert_ptr_equal(c.command, args + 2);
+	free_config(&c);
+}
+
+/* Each option, in its short, long and long=value forms. */
+static void test_options_each(void **state)
+{
+	static const struct {
+		const char *forms[3][2];
+	} opts[] = {
+		{ { { "-w", "2.5" }, { "--warmup-time", "2.5" }, { "--warmup-time=2.5", NULL } } },
+		{ { { "-n", NULL }, { "--notify", NULL }, { "-n", NULL } } },
+		{ { { "-c", "curl -f x" }, { "--ready-cmd", "curl -f x" }, { "--ready-cmd=curl -f x", NULL } } },
+		{ { { "-i", "0.5" }, { "--ready-interval", "0.5" }, { "--ready-interval=0.5", NULL } } },
+		{ { { "-t", "5" }, { "--ready-timeout", "5" }, { "--ready-timeout=5", NULL } } },
+		{ { { "-s", "INT" }, { "--stop-signal", "sigint" }, { "--stop-signal=2", NULL } } },
+		{ { { "-T", "3" }, { "--stop-timeout", "3" }, { "--stop-timeout=3", NULL } } },
+		{ { { "-k", NULL }, { "--kill-at-exit", NULL }, { "-k", NULL } } },
+		{ { { "-l", "127.0.0.1:80" }, { "--listen", "127.0.0.1:80" }, { "--listen=127.0.0.1:80", NULL } } },
+		{ { { "-b", "16" }, { "--backlog", "16" }, { "--backlog=16", NULL } } },
+		{ { { "-d", "/srv/app" }, { "--chdir", "/srv/app" }, { "--chdir=/srv/app", NULL } } },
+		{ { { "-p", "/run/hw.pid" }, { "--pid-file", "/run/hw.pid" }, { "--pid-file=/run/hw.pid", NULL } } },
+		{ { { "-S", "/run/hw.st" }, { "--status-file", "/run/hw.st" }, { "--status-file=/run/hw.st", NULL } } },
+		{ { { "-v", NULL }, { "--verbose", NULL }, { "-v", NULL } } },
+		{ { { "-q", NULL }, { "--quiet", NULL }, { "-q", NULL } } },
+	};
+	struct config c;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(opts); i++)
+		for (int f = 0; f < 3; f++) {
+			char *o = (char *)opts[i].forms[f][0], *v = (char *)opts[i].forms[f][1];
+			int rc = v ? parse_args(&c, o, v, "cmd", NULL) : parse_args(&c, o, "cmd", NULL);
+
+			if (rc != 0)
+				fail_msg("%s %s: rc %d: %s", o, v ? v : "", rc, cap_err);
+			assert_string_equal(c.command[0], "cmd");
+			switch (i) {
+			case 0:
+				assert_int_equal(c.warmup, MSEC(2500));
+				assert_true(c.warmup_set);
+				break;
+			case 1:
+				assert_true(c.notify);
+				assert_int_equal(c.warmup, 0);
+				break;
+			case 2:
+				assert_string_equal(c.ready_cmd, "curl -f x");
+				assert_int_equal(c.warmup, 0);
+				break;
+			case 3:
+				assert_int_equal(c.ready_interval, MSEC(500));
+				break;
+			case 4:
+				assert_int_equal(c.ready_timeout, SEC(5));
+				assert_true(c.ready_timeout_set);
+				break;
+			case 5:
+				assert_int_equal(c.stop_signal, SIGINT);
+				break;
+			case 6:
+				assert_int_equal(c.stop_timeout, SEC(3));
+				break;
+			case 7:
+				assert_true(c.kill_at_exit);
+				break;
+			case 8:
+				assert_int_equal(c.nlisten, 1);
+				assert_string_equal(c.listen[0], "127.0.0.1:80");
+				break;
+			case 9:
+				assert_int_equal(c.backlog, 16);
+				break;
+			case 10:
+				assert_string_equal(c.chdir, "/srv/app");
+				break;
+			case 11:
+				assert_string_equal(c.pid_file, "/run/hw.pid");
+				break;
+			case 12:
+				assert_string_equal(c.status_file, "/run/hw.st");
+				break;
+			case 13:
+				assert_int_equal(c.level, L_DEBUG);
+				break;
+			case 14:
+				assert_int_equal(c.level, L_ERROR);
+				break;
+			}
+			assert_string_equal(cap_err, "");
+			free_config(&c);
+		}
+}
+
+static void test_options_combined(void **state)
+{
+	struct config c;
+
+	(void)state;
+	/* Grouped short options and attached values. */
+	assert_int_equal(parse_args(&c, "-knv", "-w2", "-sKILL", "-T0.5", "cmd", NULL), 0);
+	assert_true(c.kill_at_exit);
+	assert_true(c.notify);
+	assert_int_equal(c.level, L_DEBUG);
+	assert_int_equal(c.warmup, SEC(2));
+	assert_int_equal(c.stop_signal, SIGKILL);
+	assert_int_equal(c.stop_timeout, MSEC(500));
+	free_config(&c);
+
+	/* --listen is repeatable and keeps its order. */
+	assert_int_equal(parse_args(&c, "-l", "8080", "--listen", "[::1]:8081", "-l", "unix:/tmp/s",
+				    "--listen=localhost:0", "cmd", NULL), 0);
+	assert_int_equal(c.nlisten, 4);
+	assert_string_equal(c.listen[0], "8080");
+	assert_string_equal(c.listen[1], "[::1]:8081");
+	assert_string_equal(c.listen[2], "unix:/tmp/s");
+	assert_string_equal(c.listen[3], "localhost:0");
+	free_config(&c);
+	assert_null(c.listen);
+	assert_int_equal(c.nlisten, 0);
+
+	/* The last of -v and -q wins; a later -w too. */
+	assert_int_equal(parse_args(&c, "-v", "-q", "-w", "1", "-w", "3", "cmd", NULL), 0);
+	assert_int_equal(c.level, L_ERROR);
+	assert_int_equal(c.warmup, SEC(3));
+	free_config(&c);
+
+	/* Unambiguous abbreviations of long options, as getopt_long allows. */
+	assert_int_equal(parse_args(&c, "--warm", "4", "--kill", "cmd", NULL), 0);
+	assert_int_equal(c.warmup, SEC(4));
+	assert_true(c.kill_at_exit);
+	free_config(&c);
+}
+
+/* -w defaults to 1, and to 0 with -n or -c; a -w given is kept, before or after them. */
+static void test_options_warmup_default(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse_args(&c, "cmd", NULL), 0);
+	assert_int_equal(c.warmup, SEC(1));
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-n", "cmd", NULL), 0);
+	assert_int_equal(c.warmup, 0);
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-c", "true", "cmd", NULL), 0);
+	assert_int_equal(c.warmup, 0);
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-n", "-c", "true", "cmd", NULL), 0);
+	assert_int_equal(c.warmup, 0);
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-n", "-w", "3", "cmd", NULL), 0);
+	assert_int_equal(c.warmup, SEC(3));
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-w", "3", "-c", "true", "cmd", NULL), 0);
+	assert_int_equal(c.warmup, SEC(3));
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-w", "1", "-n", "cmd", NULL), 0);
+	assert_int_equal(c.warmup, SEC(1)); /* explicit, even though it equals the default */
+	assert_true(c.warmup_set);
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-w", "0", "cmd", NULL), 0);
+	assert_int_equal(c.warmup, 0);
+	free_config(&c);
+	/* The warm-up must be able to pass within the ready timeout, when there is one. */
+	assert_int_equal(parse_args(&c, "-n", "-w", "59.999", "cmd", NULL), 0);
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-n", "-w", "100", "-t", "0", "cmd", NULL), 0); /* no limit */
+	assert_int_equal(c.warmup, SEC(100));
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-w", "100", "-t", "5", "cmd", NULL), 0); /* -t has no effect */
+	assert_int_equal(c.warmup, SEC(100));
+	free_config(&c);
+}
+
+/* Options that do nothing in this combination are accepted with a warning (unless -q). */
+static void test_options_warnings(void **state)
+{
+	static const char t_warning[] = "warning: --ready-timeout has no effect without --notify or --ready-cmd\n";
+	static const char i_warning[] = "warning: --ready-interval has no effect without --ready-cmd\n";
+
+	(void)state;
+	/* main() parses into hw.cfg, whose level the log follows. */
+	assert_int_equal(parse_args(&hw.cfg, "-t", "5", "cmd", NULL), 0);
+	assert_non_null(strstr(cap_err, t_warning));
+	assert_null(strstr(cap_err, i_warning));
+	assert_int_equal(count_lines(cap_err), 1);
+	free_config(&hw.cfg);
+	assert_int_equal(parse_args(&hw.cfg, "-n", "-i", "1", "cmd", NULL), 0);
+	assert_non_null(strstr(cap_err, i_warning));
+	assert_int_equal(count_lines(cap_err), 1);
+	free_config(&hw.cfg);
+	assert_int_equal(parse_args(&hw.cfg, "--ready-interval=1", "--ready-timeout=9", "cmd", NULL), 0);
+	assert_non_null(strstr(cap_err, t_warning));
+	assert_non_null(strstr(cap_err, i_warning));
+	free_config(&hw.cfg);
+	/* Where they do something: silence. */
+	assert_int_equal(parse_args(&hw.cfg, "-c", "true", "-i", "1", "-t", "5", "cmd", NULL), 0);
+	assert_string_equal(cap_err, "");
+	free_config(&hw.cfg);
+	assert_int_equal(parse_args(&hw.cfg, "-n", "-t", "5", "cmd", NULL), 0);
+	assert_string_equal(cap_err, "");
+	free_config(&hw.cfg);
+	/* -q: errors only. */
+	assert_int_equal(parse_args(&hw.cfg, "-q", "-t", "5", "-i", "1", "cmd", NULL), 0);
+	assert_string_equal(cap_err, "");
+	free_config(&hw.cfg);
+	/* --reload takes -t for itself: no warning. */
+	assert_int_equal(parse_args(&hw.cfg, "-R", "-S", "f", "-t", "5", NULL), 0);
+	assert_string_equal(cap_err, "");
+	free_config(&hw.cfg);
+}
+
+/* rc 125, exactly two lines on stderr: the one naming option and value, then the --help pointer. */
+static void expect_usage_error(const char *first_line_prefix)
+{
+	const char *try = "Try 'hupwatch --help' for more information.\n";
+	size_t n = strlen(cap_err), t = strlen(try);
+
+	if (strncmp(cap_err, first_line_prefix, strlen(first_line_prefix)) != 0)
+		fail_msg("stderr \"%s\" does not start with \"%s\"", cap_err, first_line_prefix);
+	if (count_lines(cap_err) != 2 || n < t || strcmp(cap_err + n - t, try) != 0)
+		fail_msg("stderr is not one line and the --help pointer: \"%s\"", cap_err);
+	assert_string_equal(cap_out, "");
+}
+
+static void test_options_usage_errors(void **state)
+{
+	static const struct {
+		const char *args[8];
+		const char *err;
+	} cases[] = {
+		{ { "-w", "abc", "cmd" }, "hupwatch: --warmup-time: invalid duration 'abc'" },
+		{ { "--warmup-time", "-1", "cmd" }, "hupwatch: --warmup-time: invalid duration '-1'" },
+		{ { "-w", "", "cmd" }, "hupwatch: --warmup-time: invalid duration ''" },
+		{ { "-w", "1e3", "cmd" }, "hupwatch: --warmup-time: invalid duration '1e3'" },
+		{ { "-i", "x", "cmd" }, "hupwatch: --ready-interval: invalid duration 'x'" },
+		{ { "-i", "0", "cmd" }, "hupwatch: --ready-interval: must be more than 0, not '0'" },
+		{ { "-i", "0.0000000001", "cmd" }, "hupwatch: --ready-interval: must be more than 0" },
+		{ { "-t", "inf", "cmd" }, "hupwatch: --ready-timeout: invalid duration 'inf'" },
+		{ { "-T", "1000000001", "cmd" }, "hupwatch: --stop-timeout: invalid duration '1000000001'" },
+		{ { "-s", "FOO", "cmd" }, "hupwatch: --stop-signal: unknown signal 'FOO'" },
+		{ { "-s", "0", "cmd" }, "hupwatch: --stop-signal: unknown signal '0'" },
+		{ { "--stop-signal", "32", "cmd" }, "hupwatch: --stop-signal: unknown signal '32'" },
+		{ { "-s", "", "cmd" }, "hupwatch: --stop-signal: unknown signal ''" },
+		{ { "-l", "::1:80", "cmd" }, "hupwatch: --listen: invalid address '::1:80'" },
+		{ { "-l", "65536", "cmd" }, "hupwatch: --listen: invalid address '65536'" },
+		{ { "-l", "unix:", "cmd" }, "hupwatch: --listen: invalid address 'unix:'" },
+		{ { "-l", "8080", "-l", "host:", "cmd" }, "hupwatch: --listen: invalid address 'host:'" },
+		{ { "-b", "0", "cmd" }, "hupwatch: --backlog: invalid number '0'" },
+		{ { "-b", "1000001", "cmd" }, "hupwatch: --backlog: invalid number '1000001'" },
+		{ { "-b", "-5", "cmd" }, "hupwatch: --backlog: invalid number '-5'" },
+		{ { "-b", "12x", "cmd" }, "hupwatch: --backlog: invalid number '12x'" },
+		{ { "-b", "", "cmd" }, "hupwatch: --backlog: invalid number ''" },
+		{ { "-d", "", "cmd" }, "hupwatch: --chdir: empty directory name" },
+		{ { "-p", "", "cmd" }, "hupwatch: --pid-file: empty file name" },
+		{ { "-S", "", "cmd" }, "hupwatch: --status-file: empty file name" },
+		{ { "-c", "", "cmd" }, "hupwatch: --ready-cmd: empty command" },
+		{ { NULL }, "hupwatch: missing COMMAND" },
+		{ { "-k", NULL }, "hupwatch: missing COMMAND" },
+		{ { "-k", "--", NULL }, "hupwatch: missing COMMAND" },
+		/* a warm-up that can never pass within the ready timeout */
+		{ { "-n", "-w", "60", "cmd" }, "hupwatch: --warmup-time: 60.000s can never pass within --ready-timeout 60.000s" },
+		{ { "-c", "true", "-w", "5", "-t", "2.5", "cmd" }, "hupwatch: --warmup-time: 5.000s can never pass within --ready-timeout 2.500s" },
+		/* getopt's own messages, then the same pointer */
+		{ { "--bogus", "cmd" }, "hupwatch: unrecognized option '--bogus'" },
+		{ { "-x", "cmd" }, "hupwatch: invalid option -- 'x'" },
+		{ { "-w", NULL }, "hupwatch: option requires an argument -- 'w'" },
+		{ { "--listen", NULL }, "hupwatch: option '--listen' requires an argument" },
+		{ { "--notify=1", "cmd" }, "hupwatch: option '--notify' doesn't allow an argument" },
+		{ { "--re", "cmd" }, "hupwatch: option '--re' is ambiguous" },
+	};
+	struct config c;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		int rc;
+
+		memset(&c, 0x5a, sizeof(c));
+		rc = parse_args(&c, (char *)cases[i].args[0], (char *)cases[i].args[1], (char *)cases[i].args[2],
+				(char *)cases[i].args[3], (char *)cases[i].args[4], (char *)cases[i].args[5],
+				(char *)cases[i].args[6], (char *)NULL);
+		if (rc != EXIT_FAILURE_OWN)
+			fail_msg("case %zu (%s): rc %d, want 125", i, cases[i].err, rc);
+		expect_usage_error(cases[i].err);
+		assert_null(c.listen); /* freed by parse_options itself */
+		free_config(&c);      /* and harmless again */
+	}
+}
+
+static void test_options_reload(void **state)
+{
+	static const char *const not_with[][2] = {
+		{ "-k", NULL }, { "-n", NULL }, { "-w", "1" }, { "-c", "true" }, { "-i", "1" }, { "-s", "INT" },
+		{ "-T", "1" }, { "-l", "80" }, { "-b", "5" }, { "-d", "/" }, { "-p", "/x" },
+	};
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse_args(&c, "-R", "-S", "/run/hw.st", NULL), 0);
+	assert_true(c.reload);
+	assert_string_equal(c.status_file, "/run/hw.st");
+	assert_null(c.command[0]);
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "--reload", "--status-file", "/run/hw.st", "-t", "5", "-v", NULL), 0);
+	assert_true(c.reload);
+	assert_int_equal(c.ready_timeout, SEC(5));
+	assert_true(c.ready_timeout_set);
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-q", "-S", "f", "--reload", NULL), 0);
+	free_config(&c);
+
+	assert_int_equal(parse_args(&c, "-R", NULL), EXIT_FAILURE_OWN);
+	expect_usage_error("hupwatch: --reload: needs --status-file FILE");
+	assert_int_equal(parse_args(&c, "-R", "-S", "f", "cmd", NULL), EXIT_FAILURE_OWN);
+	expect_usage_error("hupwatch: --reload: takes no COMMAND ('cmd')");
+	assert_int_equal(parse_args(&c, "-R", "-S", "f", "--", "cmd", NULL), EXIT_FAILURE_OWN);
+	expect_usage_error("hupwatch: --reload: takes no COMMAND ('cmd')");
+	for (size_t i = 0; i < COUNT(not_with); i++) {
+		char want[128];
+		int rc = not_with[i][1]
+			? parse_args(&c, "-R", "-S", "f", (char *)not_with[i][0], (char *)not_with[i][1], NULL)
+			: parse_args(&c, "-R", "-S", "f", (char *)not_with[i][0], NULL);
+
+		assert_int_equal(rc, EXIT_FAILURE_OWN);
+		snprintf(want, sizeof(want), "hupwatch: --reload: cannot be combined with --%s",
+			 long_name(not_with[i][0][1]));
+		expect_usage_error(want);
+		assert_null(c.listen);
+	}
+}
+
+static void test_options_help_version(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse_args(&c, "--help", NULL), -1);
+	assert_int_equal(strncmp(cap_out, "Usage: hupwatch [-knqvV]", 24), 0);
+	assert_string_equal(cap_out, usage_text);
+	assert_string_equal(cap_err, "");
+	assert_int_equal(parse_args(&c, "-h", "cmd", NULL), -1);
+	assert_string_equal(cap_out, usage_text);
+	assert_int_equal(parse_args(&c, "-V", NULL), -1);
+	assert_string_equal(cap_out, "hupwatch " VERSION "\n");
+	assert_string_equal(cap_err, "");
+	assert_int_equal(parse_args(&c, "--version", "cmd", NULL), -1);
+	assert_string_equal(cap_out, "hupwatch " VERSION "\n");
+	/* Options before it are parsed (and freed) first. */
+	assert_int_equal(parse_args(&c, "-l", "80", "--version", NULL), -1);
+	assert_null(c.listen);
+	/* An error before --help wins. */
+	assert_int_equal(parse_args(&c, "-w", "x", "--help", NULL), EXIT_FAILURE_OWN);
+	assert_string_equal(cap_out, "");
+}
+
+/* Parsing stops at the first non-option: the command's own flags are never read as ours. */
+static void test_options_stop_at_command(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse_args(&c, "-k", "gunicorn", "-w", "4", "--help", "-V", "app:wsgi", NULL), 0);
+	assert_true(c.kill_at_exit);
+	assert_int_equal(c.warmup, SEC(1));
+	assert_string_equal(c.command[0], "gunicorn");
+	assert_string_equal(c.command[1], "-w");
+	assert_string_equal(c.command[2], "4");
+	assert_string_equal(c.command[3], "--help");
+	assert_string_equal(c.command[4], "-V");
+	assert_string_equal(cap_out, "");
+	free_config(&c);
+	/* After --, even what looks like our option is the command. */
+	assert_int_equal(parse_args(&c, "--", "-k", "x", NULL), 0);
+	assert_false(c.kill_at_exit);
+	assert_string_equal(c.command[0], "-k");
+	free_config(&c);
+	/* The command may be named like an option value. */
+	assert_int_equal(parse_args(&c, "-s", "TERM", "TERM", NULL), 0);
+	assert_string_equal(c.command[0], "TERM");
+	free_config(&c);
+}
+
+/* getopt keeps state between calls; parse_options starts afresh every time. */
+static void test_options_reparse(void **state)
+{
+	struct config c;
+
+	(void)state;
+	/* Fail in the middle of a group of short options ... */
+	assert_int_equal(parse_args(&c, "-kxn", "cmd", NULL), EXIT_FAILURE_OWN);
+	/* ... the next parse does not resume there. */
+	assert_int_equal(parse_args(&c, "-w", "2", "cmd", NULL), 0);
+	assert_false(c.notify);
+	assert_false(c.kill_at_exit);
+	assert_int_equal(c.warmup, SEC(2));
+	assert_string_equal(c.command[0], "cmd");
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "-n", "cmd2", NULL), 0);
+	assert_int_equal(c.warmup, 0); /* nothing left of the previous -w */
+	assert_string_equal(c.command[0], "cmd2");
+	free_config(&c);
+}
+
+/* ---- judge(): the readiness state machine ------------------------------------------------ */
+
+#define T0 SEC(1000)
+
+static struct config judge_config(bool notify, const char *ready_cmd, nsec_t warmup, nsec_t timeout)
+{
+	return (struct config){ .notify = notify, .ready_cmd = ready_cmd, .warmup = warmup,
+				.ready_interval = MSEC(200), .ready_timeout = timeout };
+}
+
+static enum verdict judge_at(const struct generation *g, const struct config *c, nsec_t t, nsec_t *next,
+			     const char **how)
+{
+	*next = -1;
+	*how = NULL;
+	return judge(g, c, t, next, how);
+}
+
+static void test_judge_warmup_only(void **state)
+{
+	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct config c = judge_config(false, NULL, SEC(1), SEC(60));
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(1));
+	assert_string_equal(how, "warm-up");
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1) - 1, &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(1));
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1), &next, &how), READY);
+	assert_string_equal(how, "warm-up");
+	assert_int_equal(next, T0 + SEC(1)); /* READY: act now */
+	/* --ready-timeout applies only with -n or -c: never TIMED_OUT on warm-up alone. */
+	c.warmup = SEC(120);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(61), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(120));
+	/* Notifications mean nothing without -n. */
+	g.notified = true;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(61), &next, &how), NOT_YET);
+	/* -w 0: ready at once. */
+	c.warmup = 0;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), READY);
+}
+
+static void test_judge_notify_only(void **state)
+{
+	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct config c = judge_config(true, NULL, 0, SEC(60));
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(60)); /* nothing to do but wait, up to the timeout */
+	assert_string_equal(how, "READY=1");
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(59), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(60));
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(60), &next, &how), TIMED_OUT);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(3600), &next, &how), TIMED_OUT);
+	g.notified = true;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), READY);
+	assert_string_equal(how, "READY=1");
+	assert_int_equal(next, T0);
+	/* READY=1 at the very deadline still counts. */
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(60), &next, &how), READY);
+	/* A probe result means nothing without -c. */
+	g.notified = false;
+	g.probe_ok = true;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET);
+}
+
+static void test_judge_ready_cmd_only(void **state)
+{
+	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct config c = judge_config(false, "true", 0, SEC(60));
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	/* First probe due at once. */
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET);
+	assert_int_equal(next, T0);
+	assert_string_equal(how, "ready-cmd");
+	/* While a probe runs, its exit (SIGCHLD) wakes us; the deadline is the timeout. */
+	g.probe_pid = 12345;
+	g.probe_next = T0 + MSEC(200);
+	assert_int_equal(judge_at(&g, &c, T0 + MSEC(10), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(60));
+	/* Probe failed: the next one after the interval. */
+	g.probe_pid = 0;
+	assert_int_equal(judge_at(&g, &c, T0 + MSEC(50), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + MSEC(200));
+	/* A probe due after the timeout is not waited for. */
+	g.probe_next = T0 + SEC(70);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(59), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(60));
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(60), &next, &how), TIMED_OUT);
+	g.probe_ok = true;
+	assert_int_equal(judge_at(&g, &c, T0 + MSEC(300), &next, &how), READY);
+	assert_string_equal(how, "ready-cmd");
+}
+
+static void test_judge_both(void **state)
+{
+	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 + SEC(1) };
+	struct config c = judge_config(true, "true", 0, SEC(60));
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET);
+	assert_string_equal(how, "READY=1 and ready-cmd");
+	assert_int_equal(next, T0 + SEC(1));
+	g.notified = true;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET); /* both must agree */
+	assert_int_equal(next, T0 + SEC(1));
+	g.notified = false;
+	g.probe_ok = true;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(60)); /* probe done: only READY=1 or the timeout */
+	g.notified = true;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(2), &next, &how), READY);
+	assert_string_equal(how, "READY=1 and ready-cmd");
+}
+
+static void test_judge_timeout_zero_is_no_limit(void **state)
+{
+	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct config c = judge_config(true, NULL, 0, 0);
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1000000), &next, &how), NOT_YET);
+	assert_int_equal(next, NEVER); /* nothing to wake up for: sleep until an event */
+	c.ready_cmd = "true";
+	g.probe_pid = 99;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1000000), &next, &how), NOT_YET);
+	assert_int_equal(next, NEVER);
+	g.probe_pid = 0;
+	g.probe_next = T0 + SEC(1000001);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1000000), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(1000001));
+}
+
+/* With -n or -c, -w is an additional minimum age. */
+static void test_judge_warmup_as_minimum_age(void **state)
+{
+	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct config c = judge_config(true, NULL, SEC(2), SEC(60));
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	/* Not notified: the warm-up alone does not make it ready, and is no deadline. */
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(5), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(60));
+	/* Notified early: wait for the warm-up to pass. */
+	g.notified = true;
+	assert_int_equal(judge_at(&g, &c, T0 + MSEC(500), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(2));
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(2) - 1, &next, &how), NOT_YET);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(2), &next, &how), READY);
+	assert_string_equal(how, "READY=1");
+	/* No timeout: the warm-up is the only deadline. */
+	c.ready_timeout = 0;
+	assert_int_equal(judge_at(&g, &c, T0 + MSEC(500), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(2));
+	/* A warm-up longer than the timeout (parse_options refuses it; judge() still copes):
+	 * it times out first, even if notified. */
+	c.warmup = SEC(100);
+	c.ready_timeout = SEC(60);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(10), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(60));
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(60), &next, &how), TIMED_OUT);
+}
+
+/* judge() is pure: the same inputs give the same answer, and g is not touched. */
+static void test_judge_is_pure(void **state)
+{
+	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 + 5, .probe_pid = 0 };
+	struct generation copy = g;
+	struct config c = judge_config(true, "x", SEC(1), SEC(3));
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	for (nsec_t t = T0 - SEC(1); t < T0 + SEC(5); t += MSEC(250))
+		judge_at(&g, &c, t, &next, &how);
+	assert_memory_equal(&g, &copy, sizeof(g));
+}
+
+/* ---- must_wait_for ----------------------------------------------------------------------- */
+
+static void test_must_wait_for(void **state)
+{
+	struct generation g = { .number = 1 }, other = { .number = 2 };
+
+	(void)state;
+	assert_false(must_wait_for(&g)); /* a drained old one, without -k */
+	g.failed = true;
+	assert_true(must_wait_for(&g)); /* one being stopped for not becoming ready */
+	g.failed = false;
+	hw.final_gen = &g;
+	assert_true(must_wait_for(&g)); /* whose status hupwatch exits with */
+	assert_false(must_wait_for(&other));
+	hw.final_gen = NULL;
+	hw.cfg.kill_at_exit = true;
+	assert_true(must_wait_for(&g)); /* -k: every one */
+	assert_true(must_wait_for(&other));
+}
+
+/* ---- state transitions ------------------------------------------------------------------- */
+
+/* SIGHUPs while a generation starts collapse into one pending reload; nothing is spawned. */
+static void test_reload_coalesces(void **state)
+{
+	pid_t kid = start_idle();
+	struct generation *cur = add_gen(1, kid, GEN_CURRENT);
+	struct generation *starting = add_gen(2, kid, GEN_STARTING);
+
+	(void)state;
+	hw.reloads = 1;
+	hw.reload_state = RELOAD_IN_PROGRESS;
+	for (int i = 0; i < 100; i++)
+		request_reload();
+	assert_true(hw.reload_pending);
+	assert_int_equal(hw.reloads, 1);
+	assert_int_equal(hw.last_number, 2);
+	assert_ptr_equal(hw.starting, starting);
+	assert_ptr_equal(hw.current, cur);
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), 0); /* no child came and went */
+}
+
+static void test_reload_ignored_while_shutting_down(void **state)
+{
+	(void)state;
+	hw.shutting_down = true;
+	request_reload();
+	assert_false(hw.reload_pending);
+	assert_int_equal(hw.reloads, 0);
+	assert_int_equal(hw.last_number, 0);
+}
+
+/* A shutdown drops a queued reload. */
+static void test_terminate_drops_pending_reload(void **state)
+{
+	(void)state;
+	hw.reload_pending = true;
+	terminate(7);
+	assert_true(hw.shutting_down);
+	assert_false(hw.reload_pending);
+	assert_int_equal(hw.exit_status, 7);
+}
+
+/* A reload whose command cannot be executed fails; the current generation stays. */
+static void test_reload_exec_failure_keeps_current(void **state)
+{
+	static char *missing[] = { "/nonexistent/hupwatch-unit-test", NULL };
+	pid_t kid = start_idle();
+	struct generation *cur = add_gen(1, kid, GEN_CURRENT);
+	struct status_info st;
+	char path[PATH_MAX];
+
+	(void)state;
+	hw.cfg.command = missing;
+	path_in_tmp(path, sizeof(path), "status");
+	hw.cfg.status_file = path;
+	request_reload();
+	assert_int_equal(hw.reloads, 1);
+	assert_int_equal(hw.reload_state, RELOAD_FAILED);
+	assert_int_equal(hw.reload_generation, 2);
+	assert_int_equal(hw.last_number, 2);
+	assert_string_equal(hw.reload_reason,
+			    "gen 2 failed: cannot execute '/nonexistent/hupwatch-unit-test': No such file or directory");
+	assert_ptr_equal(hw.current, cur);
+	assert_int_equal(cur->state, GEN_CURRENT);
+	assert_null(hw.starting);
+	assert_false(hw.shutting_down);
+	assert_ptr_equal(hw.gens, cur);
+	assert_null(cur->next);
+	assert_int_equal(kill(kid, 0), 0); /* untouched */
+	/* The status file tells --reload. */
+	assert_int_equal(read_status_file(path, &st), 0);
+	assert_string_equal(st.state, "running");
+	assert_string_equal(st.reload_state, "failed");
+	assert_int_equal(st.reload, 1);
+	assert_int_equal(st.generation, 1);
+	assert_int_equal(st.generation_pid, kid);
+	assert_string_equal(st.reload_reason, hw.reload_reason);
+	/* A second attempt gets the next number. */
+	request_reload();
+	assert_int_equal(hw.reloads, 2);
+	assert_int_equal(hw.reload_generation, 3);
+	assert_int_equal(hw.reload_state, RELOAD_FAILED);
+}
+
+/* The starting generation fails with HUPs queued: exactly one more reload runs. */
+static void test_pending_reload_runs_once_after_failure(void **state)
+{
+	static char *missing[] = { "/nonexistent/hupwatch-unit-test", NULL };
+	pid_t kid = start_idle();
+	struct generation *cur = add_gen(1, kid, GEN_CURRENT);
+
+	(void)state;
+	hw.cfg.command = missing;
+	hw.reloads = 1;
+	hw.reload_state = RELOAD_IN_PROGRESS;
+	hw.reload_generation = 2;
+	add_gen(2, kid, GEN_STARTING);
+	request_reload();
+	request_reload();
+	assert_true(hw.reload_pending);
+	/* Gen 2 failed (as generation_exited would say after removing it). */
+	remove_generation(hw.starting);
+	fail_generation(2, false, "exited with status 1 before ready", 1);
+	assert_false(hw.reload_pending);
+	assert_int_equal(hw.reloads, 2); /* one queued reload, not two */
+	assert_int_equal(hw.reload_generation, 3);
+	assert_int_equal(hw.reload_state, RELOAD_FAILED); /* gen 3 could not exec either */
+	assert_int_equal(strncmp(hw.reload_reason, "gen 3 failed: cannot execute", 28), 0);
+	assert_ptr_equal(hw.current, cur);
+	assert_null(hw.starting);
+}
+
+/* A successful reload: the new generation becomes current, the old one gets the stop signal. */
+static void test_reload_swaps_generations(void **state)
+{
+	static char *sleeper[] = { "/bin/sleep", "60", NULL };
+	pid_t old_pid = start_idle();
+	struct generation *old = add_gen(1, old_pid, GEN_CURRENT), *g;
+	nsec_t t;
+	int st;
+
+	(void)state;
+	hw.cfg.command = sleeper;
+	hw.cfg.warmup = 0;
+	request_reload();
+	g = hw.starting;
+	assert_non_null(g);
+	assert_int_equal(g->number, 2);
+	assert_int_equal(g->state, GEN_STARTING);
+	assert_int_equal(getpgid(g->pid), g->pid); /* its own process group */
+	assert_int_equal(hw.reload_state, RELOAD_IN_PROGRESS);
+	assert_int_equal(hw.reload_generation, 2);
+	/* A HUP now is queued ... */
+	request_reload();
+	assert_true(hw.reload_pending);
+	hw.reload_pending = false; /* ... (not followed here: it would spawn again) */
+
+	t = now();
+	check_starting(t);
+	assert_ptr_equal(hw.current, g);
+	assert_int_equal(g->state, GEN_CURRENT);
+	assert_null(hw.starting);
+	assert_int_equal(hw.reload_state, RELOAD_SUCCEEDED);
+	assert_int_equal(old->state, GEN_STOPPING);
+	assert_int_equal(old->stop_at, t);
+	assert_false(old->killed);
+	st = wait_dead(old_pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGTERM);
+	/* The old one drains and is gone. */
+	generation_exited(old, st);
+	assert_false(in_gens(old));
+	assert_ptr_equal(hw.gens, g);
+	assert_false(hw.shutting_down);
+	reap_pid(old_pid);
+	nkids = 0;
+}
+
+/* Not ready in time: stopped, marked failed (hupwatch waits for it), the current one stays. */
+static void test_ready_timeout_fails_reload(void **state)
+{
+	pid_t cur_pid = start_idle(), new_pid = start_idle();
+	struct generation *cur = add_gen(1, cur_pid, GEN_CURRENT), *g = add_gen(2, new_pid, GEN_STARTING);
+	int st;
+
+	(void)state;
+	hw.cfg.notify = true;
+	hw.cfg.warmup = 0;
+	hw.cfg.ready_timeout = SEC(5);
+	hw.reloads = 1;
+	hw.reload_state = RELOAD_IN_PROGRESS;
+	g->spawned_at = now() - SEC(6);
+	check_starting(now());
+	assert_true(g->failed);
+	assert_int_equal(g->state, GEN_STOPPING);
+	assert_true(must_wait_for(g));
+	assert_null(hw.starting);
+	assert_ptr_equal(hw.current, cur);
+	assert_int_equal(hw.reload_state, RELOAD_FAILED);
+	assert_int_equal(strncmp(hw.reload_reason, "gen 2 failed: not ready after 6.", 32), 0);
+	st = wait_dead(new_pid);
+	assert_int_equal(WTERMSIG(st), SIGTERM);
+	assert_int_equal(kill(cur_pid, 0), 0);
+	generation_exited(g, st);
+	assert_false(in_gens(g));
+	assert_false(hw.shutting_down);
+}
+
+/* --stop-timeout: a generation still there is SIGKILLed with its whole group, once. */
+static void test_stop_timeout_kills_group(void **state)
+{
+	pid_t kid = start_idle();
+	struct generation *g = add_gen(1, kid, GEN_STOPPING);
+	int st;
+
+	(void)state;
+	g->stop_at = now();
+	hw.cfg.stop_timeout = 0; /* no limit: never */
+	check_stopping(g->stop_at + SEC(1000000));
+	assert_false(g->killed);
+	hw.cfg.stop_timeout = SEC(2);
+	assert_int_equal(next_deadline(), g->stop_at + SEC(2));
+	check_stopping(g->stop_at + SEC(2) - 1);
+	assert_false(g->killed);
+	assert_int_equal(kill(kid, 0), 0);
+	check_stopping(g->stop_at + SEC(2));
+	assert_true(g->killed);
+	assert_int_equal(next_deadline(), NEVER); /* nothing more to wait for */
+	st = wait_dead(kid);
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+}
+
+/* What a dead generation's main process left in its group is killed and reaped. */
+static void test_kill_leftovers(void **state)
+{
+	pid_t leader = start_idle(), m1 = start_idle_in(leader), m2 = start_idle_in(leader);
+	struct generation *g = add_gen(4, leader, GEN_CURRENT);
+
+	(void)state;
+	assert_int_equal(getpgid(m1), leader);
+	assert_int_equal(getpgid(m2), leader);
+	kill(leader, SIGKILL);
+	reap_pid(leader); /* as reap() did before generation_exited() */
+	hw.cfg.level = L_INFO;
+	capture_start();
+	kill_leftovers(g);
+	capture_end();
+	assert_non_null(strstr(cap_err, "info: gen 4: killed 2 processes left in its process group\n"));
+	assert_int_equal(waitpid(m1, NULL, WNOHANG), -1); /* reaped already */
+	assert_int_equal(waitpid(m2, NULL, WNOHANG), -1);
+	/* Nobody left: nothing to do, nothing said. */
+	capture_start();
+	kill_leftovers(g);
+	capture_end();
+	assert_string_equal(cap_err, "");
+	nkids = 0;
+}
+
+/* The loop's deadline: the nearest of the starting generation's and the stop timeouts. */
+static void test_next_deadline(void **state)
+{
+	pid_t kid = start_idle();
+	struct generation *s, *a, *b;
+
+	(void)state;
+	assert_int_equal(next_deadline(), NEVER); /* idle: no wake-up */
+	hw.cfg.warmup = SEC(5);
+	s = add_gen(2, kid, GEN_STARTING);
+	assert_int_equal(next_deadline(), s->spawned_at + SEC(5));
+	hw.cfg.stop_timeout = SEC(3);
+	a = add_gen(1, kid, GEN_STOPPING);
+	a->stop_at = s->spawned_at;
+	b = add_gen(0, kid, GEN_STOPPING);
+	b->stop_at = s->spawned_at - SEC(1);
+	assert_int_equal(next_deadline(), s->spawned_at + SEC(2));
+	b->killed = true; /* already killed: nothing more to do for it */
+	assert_int_equal(next_deadline(), s->spawned_at + SEC(3));
+	hw.cfg.stop_timeout = 0;
+	assert_int_equal(next_deadline(), s->spawned_at + SEC(5));
+	hw.shutting_down = true; /* a starting generation is no longer judged */
+	assert_int_equal(next_deadline(), NEVER);
+}
+
+/* The current generation dies while a replacement starts: the replacement may still take over. */
+static void test_current_dies_while_replacement_starts(void **state)
+{
+	pid_t cur_pid = start_idle(), new_pid = start_idle();
+	struct generation *cur = add_gen(1, cur_pid, GEN_CURRENT), *g = add_gen(2, new_pid, GEN_STARTING);
+
+	(void)state;
+	hw.cfg.warmup = 0;
+	kill(cur_pid, SIGKILL);
+	generation_exited(cur, wait_dead(cur_pid));
+	assert_null(hw.current);
+	assert_int_equal(hw.orphan_status, 137);
+	assert_false(hw.shutting_down);
+	assert_ptr_equal(hw.starting, g);
+	check_starting(now());
+	assert_ptr_equal(hw.current, g);
+	assert_int_equal(hw.orphan_status, -1);
+	assert_false(hw.shutting_down);
+}
+
+static void child_replacement_fails_too(void)
+{
+	pid_t cur_pid = start_idle(), new_pid = start_idle();
+	struct generation *cur = add_gen(1, cur_pid, GEN_CURRENT), *g = add_gen(2, new_pid, GEN_STARTING);
+
+	generation_exited(cur, W_EXITCODE(3, 0));
+	kill(new_pid, SIGKILL);
+	generation_exited(g, wait_dead(new_pid)); /* ends in finish(3) */
+}
+
+/* ... and if it fails too, hupwatch exits with the old one's status. */
+static void test_current_dies_and_replacement_fails(void **state)
+{
+	int st;
+
+	(void)state;
+	st = in_child(child_replacement_fails_too);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 3);
+}
+
+static void child_current_killed(void)
+{
+	pid_t kid = start_idle();
+	struct generation *cur = add_gen(1, kid, GEN_CURRENT);
+
+	kill(kid, SIGKILL);
+	generation_exited(cur, wait_dead(kid));
+	if (!hw.shutting_down || hw.exit_status != 137)
+		_exit(201);
+	maybe_finish(); /* nothing left to wait for: finish(137) */
+	_exit(202);
+}
+
+/* The current generation dies on its own: hupwatch exits with its status (128 + signal). */
+static void test_current_dies_exit_status(void **state)
+{
+	int st;
+
+	(void)state;
+	st = in_child(child_current_killed);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 137);
+}
+
+static void child_gen1_exec_fails(void)
+{
+	static char *missing[] = { "/nonexistent/hupwatch-unit-test", NULL };
+	char why[256];
+	int status;
+
+	hw.cfg.command = missing;
+	if (spawn(why, sizeof(why), &status))
+		_exit(201);
+	if (status != EXIT_NOT_FOUND)
+		_exit(202);
+	fail_generation(1, false, why, status); /* nothing current: finish(127) */
+}
+
+static void test_gen1_exec_failure_exit_status(void **state)
+{
+	int st;
+
+	(void)state;
+	st = in_child(child_gen1_exec_fails);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 127);
+}
+
+static void child_gen1_never_ready(void)
+{
+	pid_t kid = start_idle();
+	struct generation *g = add_gen(1, kid, GEN_STARTING);
+
+	hw.cfg.notify = true;
+	hw.cfg.warmup = 0;
+	hw.cfg.ready_timeout = MSEC(100);
+	g->spawned_at = now() - SEC(1);
+	check_starting(now()); /* stopped; hupwatch waits for it before exiting */
+	if (!hw.shutting_down || !g->failed || g->state != GEN_STOPPING)
+		_exit(201);
+	maybe_finish();
+	generation_exited(g, wait_dead(kid));
+	maybe_finish(); /* finish(1) */
+	_exit(202);
+}
+
+/* Generation 1 never ready within --ready-timeout: exit 1, after it is gone. */
+static void test_gen1_never_ready_exit_status(void **state)
+{
+	int st;
+
+	(void)state;
+	st = in_child(child_gen1_never_ready);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), EXIT_NOT_READY);
+}
+
+static void child_shutdown_without_k(void)
+{
+	pid_t kid = start_idle();
+
+	add_gen(1, kid, GEN_CURRENT);
+	request_shutdown(SIGTERM); /* finish(0), the child left running */
+}
+
+static void test_shutdown_without_k(void **state)
+{
+	int st;
+
+	(void)state;
+	st = in_child(child_shutdown_without_k);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void child_shutdown_with_k(void)
+{
+	pid_t cur_pid = start_idle(), old_pid = start_idle(), new_pid = start_idle();
+	struct generation *old = add_gen(1, old_pid, GEN_STOPPING);
+	struct generation *cur = add_gen(2, cur_pid, GEN_CURRENT);
+	struct generation *g = add_gen(3, new_pid, GEN_STARTING);
+
+	old->stop_at = now();
+	hw.cfg.kill_at_exit = true;
+	request_shutdown(SIGTERM);
+	if (!hw.shutting_down || hw.final_gen != cur || cur->state != GEN_STOPPING ||
+	    g->state != GEN_STOPPING)
+		_exit(201);
+	request_shutdown(SIGINT); /* a repeated signal changes nothing */
+	request_reload();         /* nor does a HUP */
+	if (hw.final_gen != cur || hw.reload_pending || hw.last_number != 3)
+		_exit(202);
+	generation_exited(g, wait_dead(new_pid));
+	maybe_finish();
+	generation_exited(cur, wait_dead(cur_pid));
+	maybe_finish();
+	/* The old one ignored nothing here, but it is still waited for with -k. */
+	kill(old_pid, SIGKILL);
+	generation_exited(old, wait_dead(old_pid));
+	maybe_finish(); /* finish(143): the current one's status */
+	_exit(203);
+}
+
+/* -k: the stop signal to every generation, then exit with the current one's status. */
+static void test_shutdown_with_k(void **state)
+{
+	int st;
+
+	(void)state;
+	st = in_child(child_shutdown_with_k);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 143);
+}
+
+/* Forwarded signals go to the current generation, else to the starting one. */
+static void test_forward(void **state)
+{
+	pid_t a = start_idle(), b = start_idle();
+	struct generation *s;
+	int st;
+
+	(void)state;
+	forward(SIGUSR1); /* no generation: nothing to do */
+	s = add_gen(2, b, GEN_STARTING);
+	add_gen(1, a, GEN_CURRENT);
+	forward(SIGUSR2);
+	st = wait_dead(a);
+	assert_int_equal(WTERMSIG(st), SIGUSR2);
+	assert_int_equal(kill(b, 0), 0);
+	hw.current = NULL;
+	forward(SIGWINCH); /* ignored by default: it survives that ... */
+	forward(SIGUSR1);  /* ... and dies of this */
+	st = wait_dead(b);
+	assert_int_equal(WTERMSIG(st), SIGUSR1);
+	(void)s;
+}
+
+/* reap(): generations, probes and orphans, several at once. */
+static void test_reap(void **state)
+{
+	pid_t a = start_idle(), b = start_idle(), probe = start_idle(), orphan = start_idle();
+	struct generation *ga = add_gen(1, a, GEN_STOPPING), *gb = add_gen(2, b, GEN_CURRENT);
+
+	(void)state;
+	gb->probe_pid = probe;
+	kill(a, SIGKILL);
+	kill(orphan, SIGKILL);
+	kill(probe, SIGTERM);
+	wait_dead(a);
+	wait_dead(orphan);
+	wait_dead(probe);
+	reap();
+	assert_false(in_gens(ga));
+	assert_ptr_equal(hw.gens, gb);
+	assert_int_equal(gb->probe_pid, 0);
+	assert_false(gb->probe_ok); /* killed: not a success */
+	assert_int_equal(waitpid(orphan, NULL, WNOHANG), -1); /* reaped */
+	assert_int_equal(errno, ECHILD);
+	nkids = 0;
+	kids[nkids++] = b;
+
+	/* A probe that exits 0 makes the generation ready by -c. */
+	fflush(stdout);
+	fflush(stderr);
+	probe = fork();
+	assert_true(probe >= 0);
+	if (probe == 0)
+		_exit(0);
+	gb->probe_pid = probe;
+	wait_dead(probe);
+	reap();
+	assert_true(gb->probe_ok);
+	assert_int_equal(gb->probe_pid, 0);
+}
+
+/* ---- known bugs (see the report to the lead); skipped until fixed ------------------------ */
+
+/*
+ * write_status() writes reload_reason as it is, and the reason quotes the command and the
+ * --chdir directory, which may contain a newline: the status file then has a line without '='
+ * and parse_status() rejects it. --reload then says "not a hupwatch status file", and a
+ * restarted hupwatch refuses to replace the file (exit 125).
+ */
+static void test_known_bug_status_reason_with_newline(void **state)
+{
+	struct status_info st;
+	char path[PATH_MAX];
+
+	(void)state;
+	path_in_tmp(path, sizeof(path), "status");
+	hw.cfg.status_file = path;
+	hw.reloads = 1;
+	hw.reload_state = RELOAD_FAILED;
+	snprintf(hw.reload_reason, sizeof(hw.reload_reason),
+		 "gen 2 failed: cannot execute './bad\nname': No such file or directory");
+	write_status("running");
+	hw.cfg.status_file = NULL;
+	if (read_status_file(path, &st) != 0 || check_own_file("--status-file", path, true) != 0) {
+		print_message("known bug: a newline in reload_reason breaks the status file\n");
+		skip();
+	}
+	assert_string_equal(st.reload_state, "failed");
+	assert_null(strchr(st.reload_reason, '\n'));
+}
+
+/*
+ * resolve_workdir() picks its message for a --chdir that is not a directory from errno, which
+ * stat() left alone when it succeeded: an errno left over from before (setup() runs
+ * check_own_file() first, whose lstat() of a pid file not there yet sets ENOENT) is reported.
+ *   hupwatch -p /tmp/new.pid -d /etc/passwd -- true
+ *   -> "cannot use --chdir '/etc/passwd': No such file or directory" (want: not a directory)
+ */
+static void test_known_bug_chdir_not_a_directory_stale_errno(void **state)
+{
+	char file[PATH_MAX];
+	bool buggy;
+
+	(void)state;
+	path_in_tmp(file, sizeof(file), "file");
+	write_text(file, "x\n");
+	hw.cfg.level = L_INFO;
+	hw.cfg.chdir = file;
+	errno = ENOENT; /* as check_own_file() of a new pid file leaves it */
+	capture_start();
+	assert_int_equal(resolve_workdir(), -1);
+	capture_end();
+	buggy = strstr(cap_err, "not a directory") == NULL;
+	if (buggy) {
+		print_message("known bug: %s", cap_err);
+		skip();
+	}
+}
+
+/* ---- regressions from fuzzing (test/fuzz/regressions/) ----------------------------------- */
+
+/* (none yet) */
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_duration_valid),
+		TEST(test_duration_invalid),
+		TEST(test_duration_huge_digit_strings),
+		TEST(test_signal_names_and_numbers),
+		TEST(test_signal_realtime_numbers),
+		TEST(test_signal_invalid),
+		TEST(test_signame_round_trip),
+		TEST(test_exit_code_exited),
+		TEST(test_exit_code_signaled),
+		TEST(test_exit_code_real_processes),
+		TEST(test_address_valid),
+		TEST(test_address_invalid),
+		TEST(test_address_unix_path_limit),
+		TEST(test_address_host_limit),
+		TEST(test_fd_name),
+		TEST(test_notify_address),
+		TEST(test_notify_ready),
+		TEST(test_notify_status),
+		TEST(test_notify_malformed),
+		TEST(test_status_parse_minimal),
+		TEST(test_status_parse_full),
+		TEST(test_status_parse_malformed),
+		TEST(test_status_round_trip),
+		TEST(test_status_not_configured),
+		TEST(test_write_atomic_and_read_file),
+		TEST(test_check_own_file),
+		TEST(test_proc_helpers),
+		TEST(test_resolve_workdir),
+		TEST(test_options_defaults),
+		TEST(test_options_each),
+		TEST(test_options_combined),
+		TEST(test_options_warmup_default),
+		TEST(test_options_warnings),
+		TEST(test_options_usage_errors),
+		TEST(test_options_reload),
+		TEST(test_options_help_version),
+		TEST(test_options_stop_at_command),
+		TEST(test_options_reparse),
+		TEST(test_judge_warmup_only),
+		TEST(test_judge_notify_only),
+		TEST(test_judge_ready_cmd_only),
+		TEST(test_judge_both),
+		TEST(test_judge_timeout_zero_is_no_limit),
+		TEST(test_judge_warmup_as_minimum_age),
+		TEST(test_judge_is_pure),
+		TEST(test_must_wait_for),
+		TEST(test_reload_coalesces),
+		TEST(test_reload_ignored_while_shutting_down),
+		TEST(test_terminate_drops_pending_reload),
+		TEST(test_reload_exec_failure_keeps_current),
+		TEST(test_pending_reload_runs_once_after_failure),
+		TEST(test_reload_swaps_generations),
+		TEST(test_ready_timeout_fails_reload),
+		TEST(test_stop_timeout_kills_group),
+		TEST(test_kill_leftovers),
+		TEST(test_next_deadline),
+		TEST(test_current_dies_while_replacement_starts),
+		TEST(test_current_dies_and_replacement_fails),
+		TEST(test_current_dies_exit_status),
+		TEST(test_gen1_exec_failure_exit_status),
+		TEST(test_gen1_never_ready_exit_status),
+		TEST(test_shutdown_without_k),
+		TEST(test_shutdown_with_k),
+		TEST(test_forward),
+		TEST(test_reap),
+		TEST(test_known_bug_status_reason_with_newline),
+		TEST(test_known_bug_chdir_not_a_directory_stale_errno),
+	};
+
+	return cmocka_run_group_tests_name("hupwatch unit tests", tests, NULL, NULL);
+}
