@@ -191,7 +191,13 @@ say "building $targets in $OUT"
 make -s -C "$OUT" -f "$ROOT/Makefile" HARDEN=0 CC="$CC" \
 	CFLAGS="-O1 -g $SANFLAGS" LDFLAGS="$SANFLAGS" $targets || die "sanitized build failed"
 
-ASAN_OPTIONS=$(asan_options "$DETECT_LEAKS" "$LOGS")
+# No leak check in test/child (a test tool, not the project): LeakSanitizer
+# stops the exiting process with ptrace, and hupwatch's SIGCONT, sent right
+# after the stop signal, discards the pending ptrace SIGSTOP when it lands in
+# between: the child then never finishes exiting (a deadlock seen under load).
+# The runtime reads this file by binary name (%b), for test/child only.
+printf 'detect_leaks=0\n' >"$OUT/asan-options.child"
+ASAN_OPTIONS="$(asan_options "$DETECT_LEAKS" "$LOGS"):include_if_exists=$OUT/asan-options.%b"
 UBSAN_OPTIONS=$(ubsan_options "$LOGS")
 export ASAN_OPTIONS UBSAN_OPTIONS
 # Tests that measure memory (test_storm's RSS check) skip that part: ASan's
