@@ -271,6 +271,19 @@ static void describe_status(int wstatus, char *buf, size_t size)
 		snprintf(buf, size, "exited with status %d", exit_code(wstatus));
 }
 
+/* Copy at most n bytes of src, up to a NUL, as one printable line: control characters become '?'. */
+static void copy_printable(char *dst, size_t size, const char *src, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < size - 1 && src[i]; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	dst[i] = '\0';
+}
+
 /* ---- parsing ------------------------------------------------------------------------------ */
 
 /* A non-negative decimal number of seconds ("1", "0.25", ".5"), at most MAX_SECONDS. */
@@ -399,14 +412,7 @@ static int parse_notify(const char *buf, size_t len, struct notify_msg *m)
 		if (n == 7 && memcmp(p, "READY=1", 7) == 0)
 			m->ready = true;
 		else if (n >= 7 && memcmp(p, "STATUS=", 7) == 0) {
-			size_t k = n - 7 < sizeof(m->status) - 1 ? n - 7 : sizeof(m->status) - 1;
-
-			for (size_t i = 0; i < k; i++) {
-				unsigned char c = (unsigned char)p[7 + i];
-
-				m->status[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-			}
-			m->status[k] = '\0';
+			copy_printable(m->status, sizeof(m->status), p + 7, n - 7);
 			m->has_status = true;
 		}
 		p += n + 1;
@@ -429,18 +435,13 @@ static int parse_number(const char *s, long long max, long long *out)
 	return 0;
 }
 
-static void copy_value(char *dst, size_t size, const char *src)
-{
-	snprintf(dst, size, "%s", src);
-}
-
 /* The status file written by write_status(); 0 when it has at least pid= and state=. */
 static int parse_status(const char *buf, size_t len, struct status_info *st)
 {
 	char line[512];
 	const char *p = buf, *end = buf + len;
 	bool have_pid = false, have_state = false;
-	long long n;
+	long long n = 0;
 
 	memset(st, 0, sizeof(*st));
 	st->exit_status = -1;
@@ -473,7 +474,7 @@ static int parse_status(const char *buf, size_t len, struct status_info *st)
 			bad = parse_number(val, LLONG_MAX, &n);
 			st->starttime = (unsigned long long)n;
 		} else if (strcmp(key, "state") == 0) {
-			copy_value(st->state, sizeof(st->state), val);
+			copy_printable(st->state, sizeof(st->state), val, SIZE_MAX);
 			have_state = true;
 		} else if (strcmp(key, "generation") == 0) {
 			bad = parse_number(val, UINT_MAX, &n);
@@ -487,14 +488,14 @@ static int parse_status(const char *buf, size_t len, struct status_info *st)
 			bad = parse_number(val, UINT_MAX, &n);
 			st->reload = (unsigned)n;
 		} else if (strcmp(key, "reload_state") == 0) {
-			copy_value(st->reload_state, sizeof(st->reload_state), val);
+			copy_printable(st->reload_state, sizeof(st->reload_state), val, SIZE_MAX);
 		} else if (strcmp(key, "reload_generation") == 0) {
 			bad = parse_number(val, UINT_MAX, &n);
 			st->reload_generation = (unsigned)n;
 		} else if (strcmp(key, "reload_started") == 0) {
 			bad = parse_duration(val, &st->reload_started);
 		} else if (strcmp(key, "reload_reason") == 0) {
-			copy_value(st->reload_reason, sizeof(st->reload_reason), val);
+			copy_printable(st->reload_reason, sizeof(st->reload_reason), val, SIZE_MAX);
 		} else if (strcmp(key, "exit_status") == 0) {
 			bad = parse_number(val, 255, &n);
 			st->exit_status = (int)n;
@@ -618,6 +619,8 @@ static int parse_options(int argc, char **argv, struct config *c)
 		.backlog = SOMAXCONN,
 		.level = L_INFO,
 	};
+	if (argc < 1) /* an empty argv (possible before Linux 5.18) */
+		return usage_error("missing COMMAND");
 	optind = 0; /* glibc: start afresh (unit tests parse many times) */
 	while ((opt = getopt_long(argc, argv, SHORT_OPTIONS, long_options, NULL)) != -1) {
 		if (opt > 0 && opt < 128)
@@ -900,13 +903,15 @@ static struct generation *generation_of(pid_t pid)
 
 static void write_status(const char *state)
 {
-	char text[2048];
+	char text[2048], reason[sizeof(hw.reload_reason)];
 	const struct config *c = &hw.cfg;
 	nsec_t wait = (c->notify || c->ready_cmd) ? c->ready_timeout : c->warmup;
 	int n;
 
 	if (!c->status_file)
 		return;
+	/* A reason quotes the command and the directory: never let them break the line format. */
+	copy_printable(reason, sizeof(reason), hw.reload_reason, sizeof(reason));
 	n = snprintf(text, sizeof(text),
 		     "pid=%d\nstarttime=%llu\nstate=%s\ngeneration=%u\ngeneration_pid=%d\n"
 		     "ready_wait=%.3f\nreload=%u\nreload_state=%s\nreload_generation=%u\n"
@@ -914,7 +919,7 @@ static void write_status(const char *state)
 		     (int)getpid(), hw.starttime, state, hw.current ? hw.current->number : 0,
 		     hw.current ? (int)hw.current->pid : 0, seconds(wait), hw.reloads,
 		     reload_state_names[hw.reload_state], hw.reload_generation,
-		     hw.reload_started / NSEC_PER_SEC, hw.reload_started % NSEC_PER_SEC, hw.reload_reason);
+		     hw.reload_started / NSEC_PER_SEC, hw.reload_started % NSEC_PER_SEC, reason);
 	if (strcmp(state, "exited") == 0 && n > 0 && (size_t)n < sizeof(text))
 		snprintf(text + n, sizeof(text) - (size_t)n, "exit_status=%d\n", hw.exit_status);
 	if (write_atomic(c->status_file, text))
@@ -1171,7 +1176,7 @@ static int open_listeners(void)
 static int open_notify_socket(void)
 {
 	struct sockaddr_un sa;
-	socklen_t len;
+	socklen_t len = 0;
 	int one = 1;
 
 	hw.notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -1180,7 +1185,8 @@ static int open_notify_socket(void)
 	for (int attempt = 0; attempt < 16; attempt++) {
 		snprintf(hw.notify_name, sizeof(hw.notify_name), "@hupwatch/%d/%08" PRIx64, (int)getpid(),
 			 (uint64_t)(now() ^ ((nsec_t)attempt << 40)) & 0xffffffffu);
-		notify_address(hw.notify_name, &sa, &len);
+		if (notify_address(hw.notify_name, &sa, &len))
+			break;
 		if (bind(hw.notify_fd, (struct sockaddr *)&sa, len) == 0)
 			return 0;
 		if (errno != EADDRINUSE)
@@ -1471,12 +1477,13 @@ static void settle(void)
  */
 static void fail_generation(unsigned number, bool running, const char *reason, int status)
 {
-	char current[64] = "";
+	char current[64] = "", line[512];
 
 	hw.starting = NULL;
 	if (hw.current)
 		snprintf(current, sizeof(current), "; gen %u stays current", hw.current->number);
-	logmsg(L_ERROR, "gen %u failed: %s%s", number, reason, current);
+	copy_printable(line, sizeof(line), reason, sizeof(line));
+	logmsg(L_ERROR, "gen %u failed: %s%s", number, line, current);
 	if (hw.reloads && hw.reload_state == RELOAD_IN_PROGRESS) {
 		hw.reload_state = RELOAD_FAILED;
 		snprintf(hw.reload_reason, sizeof(hw.reload_reason), "gen %u failed: %s", number, reason);
@@ -1928,9 +1935,12 @@ static int resolve_workdir(void)
 		sprintf(hw.workdir, "%s/%s", base, dir);
 	}
 	free(base);
-	if (stat(hw.workdir, &a) || !S_ISDIR(a.st_mode)) {
-		logmsg(L_ERROR, "cannot use --chdir '%s': %s", dir, S_ISDIR(a.st_mode) || errno != 0 ?
-		       strerror(errno) : "not a directory");
+	if (stat(hw.workdir, &a)) {
+		logmsg(L_ERROR, "cannot use --chdir '%s': %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(a.st_mode)) {
+		logmsg(L_ERROR, "cannot use --chdir '%s': not a directory", dir);
 		return -1;
 	}
 	return 0;
