@@ -6,6 +6,7 @@ own and is killed, session by session, when a part ends or the driver is
 interrupted. Every wait has a time limit, and every load run has a duration.
 Traffic goes only to 127.0.0.1.
 """
+import bisect
 import json
 import os
 import platform
@@ -617,7 +618,13 @@ def is_ok(rec):
 def max_gap_us(recs, start_us, end_us):
     """Longest time within [start, end] with no successful response completing."""
     done = sorted(r[0] + r[1] for r in recs if is_ok(r))
-    points = [start_us] + [d for d in done if start_us <= d <= end_us] + [end_us]
+    return max_gap_sorted(done, start_us, end_us)
+
+
+def max_gap_sorted(done, start_us, end_us):
+    """max_gap_us on a sorted list of completion times."""
+    lo, hi = bisect.bisect_left(done, start_us), bisect.bisect_right(done, end_us)
+    points = [start_us] + done[lo:hi] + [end_us]
     return max(b - a for a, b in zip(points, points[1:])) if len(points) > 1 else 0
 
 
@@ -696,6 +703,10 @@ def analyse_reloads(recs, windows, t_begin, t_end, summary):
     reload_ok = [r[1] for p in per for r in p if is_ok(r)]
     fails_per = [sum(1 for r in p if not is_ok(r)) for p in per]
     gaps = [max_gap_us(p, a, b) for p, (a, b) in zip(per, wins)]
+    # The same measure over the steady periods between reloads: the control.
+    done = sorted(r[0] + r[1] for r in recs if is_ok(r))
+    bounds = [us(t_begin)] + [x for w in wins for x in w] + [us(t_end)]
+    steady_gaps = [max_gap_sorted(done, a, b) for a, b in zip(bounds[::2], bounds[1::2]) if b > a]
     span = max(1e-9, t_end - t_begin)
     n = max(1, len(windows))
     wrk_errors = sum(summary.get(k, 0) for k in ("connect", "read", "write", "timeout")) + \
@@ -720,6 +731,8 @@ def analyse_reloads(recs, windows, t_begin, t_end, summary):
         "per_reload_failed": fails_per,
         "per_reload_stall_us": gaps,
         "windows": windows,
+        "steady_gap_median_us": statistics.median(steady_gaps) if steady_gaps else None,
+        "steady_gap_max_us": max(steady_gaps) if steady_gaps else None,
         "gap_median_us": statistics.median(gaps) if gaps else None,
         "gap_max_us": max(gaps) if gaps else None,
     }
@@ -1044,12 +1057,18 @@ def run_exec():
         if i:
             argv.append("--next")
         argv += [label.replace(" ", "_")] + cmd
-    record(part, argv)
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    # In a session of its own (Proc), so that a wrapper that hangs is killed too.
+    limit = 60 + EXEC_RUNS * len(variants) * 0.05
+    p = Proc(argv, part)
+    if p.wait_exit(limit) is None:
+        note("execlat did not finish within %.0f s; killed" % limit)
+    p.kill()
     data = {}
-    for line in r.stdout.splitlines():
-        label, e, t, st = line.split()
-        data.setdefault(label.replace("_", " "), []).append((int(e), int(t), int(st)))
+    for _, line in p.lines:
+        m = re.match(r"(\S+) (-?\d+) (\d+) (\d+)$", line)
+        if m:
+            data.setdefault(m.group(1).replace("_", " "), []).append(
+                (int(m.group(2)), int(m.group(3)), int(m.group(4))))
     rows = []
     for label, _ in variants:
         vals = data.get(label, [])
@@ -1067,13 +1086,15 @@ def run_exec():
             cmds.insert(1, "%s -s -- /bin/true" % TINI)
         hargv = [HYPERFINE, "-N", "-i", "--warmup", "20", "--runs", str(max(10, EXEC_RUNS // 2)),
                  "--export-json", out] + cmds
-        record(part, hargv)
+        hp = Proc(hargv, part)
+        if hp.wait_exit(60 + EXEC_RUNS * 0.05 * len(cmds)) is None:
+            note("hyperfine did not finish in time; killed")
+        hp.kill()
         try:
-            subprocess.run(hargv, capture_output=True, text=True, timeout=600)
             with open(out) as f:
                 hf = [(x["command"], x["mean"], x["stddev"], x["median"], x.get("exit_codes"))
                       for x in json.load(f)["results"]]
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError) as e:
             note("hyperfine failed: %s" % e)
     return rows, hf
 
@@ -1133,17 +1154,19 @@ def report(results, started):
     if results.get("reload"):
         w("## Reload under load\n")
         w("| method | reloads | failed requests per reload (mean / max) | reloads with a failure | "
-          "p99 steady | p99 during reloads | max during reloads | longest stall (median / max) | "
+          "p99 steady | p99 during reloads | max during reloads | longest stall in a reload (median / max) | "
+          "longest stall between reloads (median / max) | "
           "SIGHUP to settled (median) | throughput (whole run) |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in results["reload"]:
             if "error" in r:
-                w("| %s | error: %s |||||||||" % (r["label"], r["error"].splitlines()[0][:120]))
+                w("| %s | error: %s ||||||||||" % (r["label"], r["error"].splitlines()[0][:120]))
                 continue
-            w("| %s | %d | %.2f / %d | %d | %s | %s | %s | %s / %s | %s | %.0f req/s |" % (
+            w("| %s | %d | %.2f / %d | %d | %s | %s | %s | %s / %s | %s / %s | %s | %.0f req/s |" % (
                 r["label"], r["done_reloads"], r["failed_per_reload"], r["failed_max"],
                 r["reloads_with_failures"], fmt_ms(r["p99_steady_us"]), fmt_ms(r["p99_reload_us"]),
                 fmt_ms(r["max_reload_us"]), fmt_ms(r["gap_median_us"], 0), fmt_ms(r["gap_max_us"], 0),
+                fmt_ms(r["steady_gap_median_us"], 0), fmt_ms(r["steady_gap_max_us"], 0),
                 fmt_s(r["settle_median_s"]), r["rps"]))
         w("")
         w("Cross-checks per method: failures outside reload windows (steady state), wrk's own error "
