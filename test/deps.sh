@@ -45,6 +45,9 @@ want runit runsv
 want wrk wrk
 want util-linux unshare
 want procps pgrep
+want iproute2 ss
+# examples/ansible/deploy.yml is run by test/test_deploy.py
+want ansible-core ansible-playbook
 # docs, hardening, analysis
 want mandoc mandoc
 want valgrind valgrind
