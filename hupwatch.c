@@ -150,6 +150,7 @@ static struct {
 	socklen_t upstream_len;
 	struct listener *listeners;
 	size_t nlisteners;
+	char *fdnames; /* LISTEN_FDNAMES for every generation */
 	char *workdir;
 	bool reload_pending;
 	unsigned reloads;
@@ -163,6 +164,7 @@ static struct {
 	int orphan_status; /* status of a current generation that died while a replacement started */
 	unsigned long long starttime;
 	bool pid_file_written;
+	bool status_written;
 } hw = { .sigfd = -1, .notify_fd = -1, .upstream_fd = -1, .orphan_status = -1 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -279,7 +281,9 @@ static void copy_printable(char *dst, size_t size, const char *src, size_t n)
 	for (i = 0; i < n && i < size - 1 && src[i]; i++) {
 		unsigned char c = (unsigned char)src[i];
 
-		dst[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+		dst[i] = src[i];
+		if (c < 0x20 || c == 0x7f)
+			dst[i] = '?';
 	}
 	dst[i] = '\0';
 }
@@ -316,10 +320,11 @@ static int parse_duration(const char *s, nsec_t *out)
 static int parse_signal(const char *s)
 {
 	const char *name = s;
-	char *end;
-	long n;
 
 	if (*s >= '0' && *s <= '9') {
+		char *end;
+		long n;
+
 		errno = 0;
 		n = strtol(s, &end, 10);
 		if (errno || *end || n < 1 || n > SIGRTMAX || (n > 31 && n < SIGRTMIN))
@@ -395,13 +400,37 @@ static int parse_address(const char *s, struct address *a)
 	return parse_port(colon + 1, a->port);
 }
 
-/* sd_notify(3): newline-separated VARIABLE=value assignments; no NUL bytes. */
+/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool valid_utf8(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		uint32_t cp;
+
+		if (n == 0 || i + n > len)
+			return false;
+		cp = n == 1 ? c : (uint32_t)(c & (0x7f >> n));
+		for (size_t k = 1; k < n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* sd_notify(3): newline-separated VARIABLE=value assignments in UTF-8; no NUL bytes. */
 static int parse_notify(const char *buf, size_t len, struct notify_msg *m)
 {
 	const char *p = buf, *end = buf + len;
 
 	memset(m, 0, sizeof(*m));
-	if (len == 0 || memchr(buf, '\0', len))
+	if (len == 0 || memchr(buf, '\0', len) || !valid_utf8((const unsigned char *)buf, len))
 		return -1;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -750,8 +779,7 @@ static int write_atomic(const char *path, const char *text)
 	const char *p = text;
 	int fd, saved;
 
-	memcpy(tmp, path, len);
-	memcpy(tmp + len, ".XXXXXX", 8);
+	snprintf(tmp, len + 8, "%s.XXXXXX", path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		goto fail;
@@ -862,23 +890,29 @@ static unsigned long long process_starttime(pid_t pid)
 		return 0;
 	for (int field = 2; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
-	if (p)
-		sscanf(p + 1, "%llu", &t);
+	if (p) {
+		char *end;
+
+		errno = 0;
+		t = strtoull(p + 1, &end, 10);
+		if (errno || end == p + 1)
+			t = 0;
+	}
 	return t;
 }
 
 /* The parent of pid, from /proc; -1 when it is gone. */
 static pid_t parent_of(pid_t pid)
 {
-	char path[64], buf[512], *p, state;
-	int ppid;
+	char path[64], buf[512], *p, *end;
+	long ppid;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
+	/* "pid (comm) S ppid ...": comm may hold anything, so look after the last ')'. */
+	if (read_file(path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')) || strlen(p) < 5)
 		return -1;
-	if (sscanf(p + 1, " %c %d", &state, &ppid) != 2)
-		return -1;
-	return ppid;
+	ppid = strtol(p + 4, &end, 10);
+	return end == p + 4 || ppid < 0 || ppid > INT_MAX ? -1 : (pid_t)ppid;
 }
 
 static bool is_descendant(pid_t pid, pid_t ancestor)
@@ -901,7 +935,7 @@ static struct generation *generation_of(pid_t pid)
 	return NULL;
 }
 
-static void write_status(const char *state)
+static int write_status(const char *state)
 {
 	char text[2048], reason[sizeof(hw.reload_reason)];
 	const struct config *c = &hw.cfg;
@@ -909,7 +943,7 @@ static void write_status(const char *state)
 	int n;
 
 	if (!c->status_file)
-		return;
+		return 0;
 	/* A reason quotes the command and the directory: never let them break the line format. */
 	copy_printable(reason, sizeof(reason), hw.reload_reason, sizeof(reason));
 	n = snprintf(text, sizeof(text),
@@ -922,8 +956,13 @@ static void write_status(const char *state)
 		     hw.reload_started / NSEC_PER_SEC, hw.reload_started % NSEC_PER_SEC, reason);
 	if (strcmp(state, "exited") == 0 && n > 0 && (size_t)n < sizeof(text))
 		snprintf(text + n, sizeof(text) - (size_t)n, "exit_status=%d\n", hw.exit_status);
-	if (write_atomic(c->status_file, text))
+	if (write_atomic(c->status_file, text) == 0)
+		hw.status_written = true;
+	else {
 		logmsg(L_ERROR, "cannot write status file '%s': %s", c->status_file, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static const char *run_state(void)
@@ -1033,7 +1072,7 @@ static void take_activated_sockets(void)
 			if (len)
 				memcpy(fdname, name, len), fdname[len] = '\0';
 			else
-				strcpy(fdname, "unknown");
+				memcpy(fdname, "unknown", sizeof("unknown"));
 			if (name)
 				name = name[len] ? name + len + 1 : NULL;
 			if (fcntl(3 + i, F_SETFD, FD_CLOEXEC) < 0) {
@@ -1052,7 +1091,7 @@ static void take_activated_sockets(void)
 
 static void describe_sockname(int fd, char *buf, size_t size)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { 0 };
 	socklen_t len = sizeof(ss);
 	char host[INET6_ADDRSTRLEN], port[8];
 
@@ -1078,7 +1117,7 @@ static int clear_unix_path(const char *path)
 		errno = EEXIST;
 		return -1;
 	}
-	strcpy(sa.sun_path, path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -1098,7 +1137,7 @@ static int listen_unix(const struct address *a, int backlog)
 
 	if (clear_unix_path(a->path))
 		return -1;
-	strcpy(sa.sun_path, a->path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", a->path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -1172,6 +1211,19 @@ static int open_listeners(void)
 	return 0;
 }
 
+/* LISTEN_FDNAMES: the sockets' names joined by ':', the same for every generation. */
+static void join_fdnames(void)
+{
+	size_t size = 1, at = 0;
+
+	for (size_t i = 0; i < hw.nlisteners; i++)
+		size += strlen(hw.listeners[i].name) + 1;
+	hw.fdnames = xmalloc(size);
+	hw.fdnames[0] = '\0';
+	for (size_t i = 0; i < hw.nlisteners; i++)
+		at += (size_t)snprintf(hw.fdnames + at, size - at, "%s%s", i ? ":" : "", hw.listeners[i].name);
+}
+
 /* The private datagram socket of --notify, in the abstract namespace: no file to clean up. */
 static int open_notify_socket(void)
 {
@@ -1207,12 +1259,13 @@ struct spawn_error {
 
 static void reset_signals(void)
 {
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t empty;
 
 	/* Default dispositions first, so nothing pending can hit a handler of ours. */
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
+			(void)sigaction(sig, &dfl, NULL); /* fails only for glibc's reserved ones */
 	sigemptyset(&empty);
 	sigprocmask(SIG_SETMASK, &empty, NULL);
 }
@@ -1249,21 +1302,11 @@ static _Noreturn void exec_generation(unsigned number, int errfd)
 				e = (struct spawn_error){ STAGE_SOCKETS, errno };
 				goto fail;
 			}
-		size_t size = 1;
-		for (int i = 0; i < n; i++)
-			size += strlen(hw.listeners[i].name) + 1;
-		char names[size];
-		names[0] = '\0';
-		for (int i = 0; i < n; i++) {
-			if (i)
-				strcat(names, ":");
-			strcat(names, hw.listeners[i].name);
-		}
 		snprintf(num, sizeof(num), "%d", n);
 		setenv("LISTEN_FDS", num, 1);
 		snprintf(num, sizeof(num), "%d", (int)getpid());
 		setenv("LISTEN_PID", num, 1);
-		setenv("LISTEN_FDNAMES", names, 1);
+		setenv("LISTEN_FDNAMES", hw.fdnames, 1);
 	}
 	if (hw.cfg.notify)
 		setenv("NOTIFY_SOCKET", hw.notify_name, 1);
@@ -1391,7 +1434,7 @@ static void kill_group(struct generation *g)
  */
 static void kill_leftovers(const struct generation *g)
 {
-	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	struct timespec tick = { 0, 10L * 1000 * 1000 };
 	int wstatus, killed = 0;
 
 	if (kill(-g->pid, SIGKILL))
@@ -1419,7 +1462,8 @@ static bool must_wait_for(const struct generation *g)
 static _Noreturn void finish(int status)
 {
 	hw.exit_status = status;
-	write_status("exited");
+	if (hw.status_written)
+		write_status("exited");
 	if (hw.pid_file_written) {
 		char buf[32], mine[32];
 
@@ -1459,16 +1503,10 @@ static void maybe_finish(void)
 	finish(hw.exit_status);
 }
 
-static void start_reload(void);
-
-/* A starting generation has settled, either way: run the reload that was asked for meanwhile. */
+/* A starting generation has settled, either way; the loop then runs a reload asked for meanwhile. */
 static void settle(void)
 {
 	write_status(run_state());
-	if (hw.reload_pending && !hw.shutting_down) {
-		hw.reload_pending = false;
-		start_reload();
-	}
 }
 
 /*
@@ -1540,6 +1578,15 @@ static void start_reload(void)
 	write_status(run_state());
 }
 
+/* HUPs that came while a generation was starting collapse into this one reload, once it settled. */
+static void run_pending_reload(void)
+{
+	if (hw.reload_pending && !hw.starting && !hw.shutting_down) {
+		hw.reload_pending = false;
+		start_reload();
+	}
+}
+
 static void request_reload(void)
 {
 	if (hw.shutting_down) {
@@ -1594,7 +1641,6 @@ static enum verdict judge(const struct generation *g, const struct config *c, ns
 static void run_probe(struct generation *g, nsec_t t)
 {
 	pid_t pid = fork();
-	char num[24];
 
 	if (pid < 0) {
 		logmsg(L_WARNING, "cannot fork the ready command: %s", strerror(errno));
@@ -1602,6 +1648,8 @@ static void run_probe(struct generation *g, nsec_t t)
 		return;
 	}
 	if (pid == 0) {
+		char num[24];
+
 		reset_signals();
 		setpgid(0, 0);
 		snprintf(num, sizeof(num), "%d", (int)g->pid);
@@ -1816,6 +1864,28 @@ static void read_signals(void)
 			handle_signal(&si[i]);
 }
 
+/*
+ * The notify socket's name is visible in /proc/net/unix, so anyone local can write to it: log
+ * at most 10 dropped messages a second, and how many were not logged.
+ */
+static void drop_notify(pid_t pid, const char *why)
+{
+	static nsec_t window;
+	static unsigned logged, unlogged;
+	nsec_t t = now();
+
+	if (t - window >= NSEC_PER_SEC) {
+		if (unlogged)
+			logmsg(L_DEBUG, "dropped %u more notify messages", unlogged);
+		window = t;
+		logged = unlogged = 0;
+	}
+	if (logged++ < 10)
+		logmsg(L_DEBUG, "dropped notify message from pid %d: %s", (int)pid, why);
+	else
+		unlogged++;
+}
+
 static void read_notify(void)
 {
 	char buf[4096];
@@ -1849,19 +1919,19 @@ static void read_notify(void)
 				}
 		}
 		if (!cred || cred->pid <= 0) {
-			logmsg(L_DEBUG, "dropped notify message: no sender credentials");
+			drop_notify(0, "no sender credentials");
 			continue;
 		}
 		if ((size_t)n > sizeof(buf) || (msg.msg_flags & MSG_TRUNC)) {
-			logmsg(L_DEBUG, "dropped notify message from pid %d: oversized (%zd bytes)", (int)cred->pid, n);
+			drop_notify(cred->pid, "oversized");
 			continue;
 		}
 		if (!(g = generation_of(cred->pid))) {
-			logmsg(L_DEBUG, "dropped notify message from pid %d: not from a generation", (int)cred->pid);
+			drop_notify(cred->pid, "not from a generation");
 			continue;
 		}
 		if (parse_notify(buf, (size_t)n, &m)) {
-			logmsg(L_DEBUG, "dropped notify message from pid %d: malformed", (int)cred->pid);
+			drop_notify(cred->pid, "malformed");
 			continue;
 		}
 		if (m.has_status)
@@ -1902,7 +1972,12 @@ static int setup_signals(void)
 		logmsg(L_ERROR, "cannot create a signalfd: %s", strerror(errno));
 		return -1;
 	}
-	signal(SIGPIPE, SIG_IGN);
+	/* Writes to a closed peer fail with EPIPE instead of killing hupwatch. */
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	if (sigaction(SIGPIPE, &ign, NULL)) {
+		logmsg(L_ERROR, "cannot ignore SIGPIPE: %s", strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -1931,8 +2006,10 @@ static int resolve_workdir(void)
 			logmsg(L_ERROR, "cannot get the current directory: %s", strerror(errno));
 			return -1;
 		}
-		hw.workdir = xmalloc(strlen(base) + strlen(dir) + 2);
-		sprintf(hw.workdir, "%s/%s", base, dir);
+		size_t size = strlen(base) + strlen(dir) + 2;
+
+		hw.workdir = xmalloc(size);
+		snprintf(hw.workdir, size, "%s/%s", base, dir);
 	}
 	free(base);
 	if (stat(hw.workdir, &a)) {
@@ -1975,6 +2052,7 @@ static int setup(void)
 	take_activated_sockets();
 	if (open_listeners() || (hw.cfg.notify && open_notify_socket()))
 		return -1;
+	join_fdnames();
 	upstream_init();
 	hw.starttime = process_starttime(getpid());
 	return 0;
@@ -1989,6 +2067,7 @@ static _Noreturn void event_loop(void)
 
 		/* Act on what is due before sleeping: a warm-up of 0 is due at once. */
 		check_starting(t);
+		run_pending_reload();
 		check_stopping(t);
 		maybe_finish();
 		deadline = next_deadline();
@@ -2102,7 +2181,6 @@ static int run_reload_client(const struct config *c)
 		struct status_info cur;
 		struct pollfd pfd = { ifd, POLLIN, 0 };
 		nsec_t left = limit ? start + limit - now() : NEVER;
-		char drain[4096];
 
 		if (read_status_file(path, &cur) == 0) {
 			if (cur.reload_started >= start && strcmp(cur.reload_state, "succeeded") == 0) {
@@ -2134,9 +2212,12 @@ static int run_reload_client(const struct config *c)
 		if (left > NSEC_PER_SEC / 4)
 			left = NSEC_PER_SEC / 4;
 		poll(&pfd, ifd >= 0 ? 1 : 0, (int)(left / 1000000) + 1);
-		if (ifd >= 0)
+		if (ifd >= 0) {
+			char drain[4096];
+
 			while (read(ifd, drain, sizeof(drain)) > 0)
 				;
+		}
 	}
 	if (ifd >= 0)
 		close(ifd);
@@ -2160,9 +2241,9 @@ int main(int argc, char **argv)
 	/* Files, signals, subreaper, sockets. */
 	if (setup())
 		return EXIT_FAILURE_OWN;
-	if (write_pid_file())
-		return EXIT_FAILURE_OWN;
-	write_status("starting");
+	/* Both files before generation 1: a path that cannot be written is found now, not later. */
+	if (write_pid_file() || write_status("starting"))
+		finish(EXIT_FAILURE_OWN);
 	/* Generation 1. */
 	if (!spawn(why, sizeof(why), &status)) {
 		logmsg(L_ERROR, "%s", why);

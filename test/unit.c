@@ -737,8 +737,14 @@ static void test_notify_status(void **state)
 	/* Control characters (they would forge log lines) become '?'; other bytes stay. */
 	assert_int_equal(notify_str("STATUS=a\tb\x01" "c\x1b[31m\x7f" "d\r", &m), 0);
 	assert_string_equal(m.status, "a?b?c?[31m?d?");
-	assert_int_equal(notify_str("STATUS=caf\xc3\xa9 \x80\xff", &m), 0);
-	assert_string_equal(m.status, "caf\xc3\xa9 \x80\xff");
+	assert_int_equal(notify_str("STATUS=caf\xc3\xa9", &m), 0);
+	assert_string_equal(m.status, "caf\xc3\xa9");
+	/* sd_notify messages are UTF-8: anything else is malformed and dropped. */
+	assert_int_equal(notify_str("READY=1\nSTATUS=caf\xc3\xa9 \x80\xff", &m), -1);
+	assert_int_equal(notify_str("READY=1\nSTATUS=\xc0\xaf", &m), -1);     /* overlong */
+	assert_int_equal(notify_str("READY=1\nSTATUS=\xed\xa0\x80", &m), -1); /* surrogate */
+	assert_int_equal(notify_str("READY=1\nSTATUS=\xf4\x90\x80\x80", &m), -1); /* > U+10FFFF */
+	assert_int_equal(notify_str("READY=1\nSTATUS=\xe2\x82", &m), -1);     /* truncated */
 
 	/* Truncated to 255 bytes. */
 	strcpy(buf, "STATUS=");
@@ -1975,6 +1981,8 @@ static void test_pending_reload_runs_once_after_failure(void **state)
 	/* Gen 2 failed (as generation_exited would say after removing it). */
 	remove_generation(hw.starting);
 	fail_generation(2, false, "exited with status 1 before ready", 1);
+	assert_true(hw.reload_pending); /* the event loop runs it next */
+	run_pending_reload();
 	assert_false(hw.reload_pending);
 	assert_int_equal(hw.reloads, 2); /* one queued reload, not two */
 	assert_int_equal(hw.reload_generation, 3);

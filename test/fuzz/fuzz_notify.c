@@ -3,7 +3,7 @@
  *
  * Anyone in the generation can send hupwatch anything; the datagram is given as it arrived
  * (not NUL-terminated: the copy is exactly `size` bytes, so ASan sees any read past it).
- * Checked: a result of 0 or -1; on 0, ready exactly when a line is "READY=1", and the STATUS=
+ * Checked: a result of 0 or -1, -1 exactly for NULs, bad UTF-8 or a line without '='; on 0, ready exactly when a line is "READY=1", and the STATUS=
  * text NUL-terminated, at most 255 bytes, free of control characters, and equal to the last
  * STATUS= line with those characters replaced.
  *
@@ -23,6 +23,36 @@
 		}                                                                              \
 	} while (0)
 
+/* RFC 3629's table of well-formed sequences, checked byte range by byte range (no decoding). */
+static bool model_utf8(const unsigned char *p, size_t n)
+{
+	static const struct {
+		unsigned char lo, hi, second_lo, second_hi;
+		size_t len;
+	} rows[] = {
+		{ 0x00, 0x7f, 0, 0, 1 },       { 0xc2, 0xdf, 0x80, 0xbf, 2 }, { 0xe0, 0xe0, 0xa0, 0xbf, 3 },
+		{ 0xe1, 0xec, 0x80, 0xbf, 3 }, { 0xed, 0xed, 0x80, 0x9f, 3 }, { 0xee, 0xef, 0x80, 0xbf, 3 },
+		{ 0xf0, 0xf0, 0x90, 0xbf, 4 }, { 0xf1, 0xf3, 0x80, 0xbf, 4 }, { 0xf4, 0xf4, 0x80, 0x8f, 4 },
+	};
+	size_t i = 0;
+
+	while (i < n) {
+		size_t r = 0;
+
+		while (r < sizeof(rows) / sizeof(rows[0]) && (p[i] < rows[r].lo || p[i] > rows[r].hi))
+			r++;
+		if (r == sizeof(rows) / sizeof(rows[0]) || i + rows[r].len > n)
+			return false;
+		if (rows[r].len > 1 && (p[i + 1] < rows[r].second_lo || p[i + 1] > rows[r].second_hi))
+			return false;
+		for (size_t k = 2; k < rows[r].len; k++)
+			if (p[i + k] < 0x80 || p[i + k] > 0xbf)
+				return false;
+		i += rows[r].len;
+	}
+	return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(rc == 0 || rc == -1);
 
 	/* The same message, judged line by line here. */
-	if (memchr(buf, '\0', size))
+	if (memchr(buf, '\0', size) || !model_utf8(data, size))
 		malformed = true;
 	for (p = buf, end = buf + size; !malformed && p < end;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
