@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #endif
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,6 +33,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1260,12 +1262,17 @@ struct spawn_error {
 static void reset_signals(void)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	unsigned long kernel_dfl[8] = { 0 }; /* a kernel struct sigaction: all zero is SIG_DFL anywhere */
 	sigset_t empty;
 
-	/* Default dispositions first, so nothing pending can hit a handler of ours. */
+	/*
+	 * Default dispositions first, so nothing pending can hit a handler of ours. glibc refuses
+	 * its reserved signals 32 and 33, which posix_spawn (GNU make, Python) leaves ignored:
+	 * reset those with the system call itself.
+	 */
 	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void)sigaction(sig, &dfl, NULL); /* fails only for glibc's reserved ones */
+		if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &dfl, NULL))
+			(void)syscall(SYS_rt_sigaction, sig, kernel_dfl, NULL, (size_t)(_NSIG / 8));
 	sigemptyset(&empty);
 	sigprocmask(SIG_SETMASK, &empty, NULL);
 }
@@ -1945,6 +1952,30 @@ static void read_notify(void)
 
 /* ---- set-up ------------------------------------------------------------------------------- */
 
+/*
+ * Descriptors hupwatch inherited above 2 (a deploy script's pipe, say) are not passed on: a
+ * server holding them keeps that script's ssh session open forever. Socket activation's are
+ * taken and passed on by LISTEN_FDS instead.
+ */
+static void cloexec_inherited(void)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0)
+		return;
+	if (!(d = opendir("/proc/self/fd")))
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		if (*end == '\0' && end != e->d_name && fd > 2 && fd != dirfd(d))
+			(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+	}
+	closedir(d);
+}
+
 /* With fd 0, 1 or 2 closed, our first socket would land there and be passed as stdio. */
 static void ensure_stdio(void)
 {
@@ -2230,8 +2261,9 @@ int main(int argc, char **argv)
 	char why[512];
 	int rc, status;
 
-	/* Nothing of ours may land on fds 0-2. */
+	/* Nothing of ours may land on fds 0-2, nothing inherited passes on above them. */
 	ensure_stdio();
+	cloexec_inherited();
 	/* Parse and validate every argument before anything starts. */
 	rc = parse_options(argc, argv, &hw.cfg);
 	if (rc)

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 import time
 import unittest
@@ -523,6 +524,26 @@ class CoreTest(unittest.TestCase):
                 self.assertEqual(r["fds"], "0,1,2", hw.argv)
                 self.assertEqual(int(r["sigblk"], 16), 0, "blocked: %s" % r["sigblk"])
                 self.assertEqual(int(r["sigign"], 16), 0, "ignored: %s" % r["sigign"])
+
+    def test_inherited_fds_and_posix_spawn_signals_not_passed_on(self):
+        # A deploy script's pipe that hupwatch inherits must not reach the server, and
+        # glibc's posix_spawn (GNU make, Python) leaves signals 32 and 33 ignored in hupwatch:
+        # the generations still start clean.
+        launcher = self.path("launch.py")
+        with open(launcher, "w") as f:
+            f.write("#!%s\nimport os, sys\n" % sys.executable +
+                    "r, w = os.pipe(); os.set_inheritable(r, True); os.set_inheritable(w, True)\n"
+                    "pid = os.posix_spawn(%r, [%r] + sys.argv[1:], os.environ)\n"
+                    "os.close(r); os.close(w)\n"
+                    "sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+                    % (HUPWATCH, HUPWATCH))
+        os.chmod(launcher, 0o755)
+        with Hupwatch(["-w", "0.1"], self.child(), binary=launcher) as hw:
+            pid = gen_pid(hw, 1)
+            r = self.rep.wait_report(pid=pid)
+            self.assertEqual(r["fds"], "0,1,2")
+            self.assertEqual(int(r["sigign"], 16), 0, "ignored: %s" % r["sigign"])
+            self.assertEqual(int(r["sigblk"], 16), 0, "blocked: %s" % r["sigblk"])
 
     def test_hupwatch_generation_env_and_upstream_vars_not_passed(self):
         env = {"HUPWATCH_GENERATION": "99", "LISTEN_FDS": "2", "LISTEN_PID": "1",
