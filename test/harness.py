@@ -355,7 +355,14 @@ class Hupwatch:
             time.sleep(POLL)
         for t in self._threads:
             t.join(1)
-        for s in (self.proc.stdout, self.proc.stderr):
+        # Close a pipe only once its reader is done: a process that escaped the kill still holds
+        # the write end, the reader stays blocked in readline(), and closing a buffered reader
+        # under it would wait for its lock forever. Such a reader is a daemon thread: left alone.
+        for s, t in zip((self.proc.stderr, self.proc.stdout), self._threads):
+            if t.is_alive():
+                sys.stderr.write("harness: pid %d's output pipe is still held open by a process "
+                                 "that escaped cleanup\n" % self.pid)
+                continue
             try:
                 s.close()
             except Exception:
