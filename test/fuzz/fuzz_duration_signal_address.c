@@ -12,19 +12,8 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "../../hupwatch.c"
-#pragma GCC diagnostic pop
-
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "fuzz_duration_signal_address: %s:%d: broken promise: %s\n", \
-				__FILE__, __LINE__, #cond);                                    \
-			abort();                                                               \
-		}                                                                              \
-	} while (0)
+#define FUZZ_NAME "fuzz_duration_signal_address"
+#include "fuzz.h"
 
 /* The contract's duration, computed another way: -1 if invalid, else nanoseconds. */
 static nsec_t reference_duration(const char *s)

@@ -9,19 +9,8 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "../../hupwatch.c"
-#pragma GCC diagnostic pop
-
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "fuzz_notify: %s:%d: broken promise: %s\n", __FILE__,  \
-				__LINE__, #cond);                                              \
-			abort();                                                               \
-		}                                                                              \
-	} while (0)
+#define FUZZ_NAME "fuzz_notify"
+#include "fuzz.h"
 
 /* RFC 3629's table of well-formed sequences, checked byte range by byte range (no decoding). */
 static bool model_utf8(const unsigned char *p, size_t n)

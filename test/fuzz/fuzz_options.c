@@ -12,21 +12,10 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "../../hupwatch.c"
-#pragma GCC diagnostic pop
+#define FUZZ_NAME "fuzz_options"
+#include "fuzz.h"
 
 #define MAX_ARGS 256
-
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "fuzz_options: %s:%d: broken promise: %s\n", __FILE__, \
-				__LINE__, #cond);                                              \
-			abort();                                                               \
-		}                                                                              \
-	} while (0)
 
 static bool valid_signal(int sig)
 {

@@ -11,19 +11,8 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "../../hupwatch.c"
-#pragma GCC diagnostic pop
-
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "fuzz_status: %s:%d: broken promise: %s\n", __FILE__,  \
-				__LINE__, #cond);                                              \
-			abort();                                                               \
-		}                                                                              \
-	} while (0)
+#define FUZZ_NAME "fuzz_status"
+#include "fuzz.h"
 
 #define TERMINATED(field) (memchr((field), '\0', sizeof(field)) != NULL)
 
