@@ -19,9 +19,9 @@ import tempfile
 import threading
 import unittest
 
+from e2e import APP, read_status
 from harness import HUPWATCH, ROOT, Hupwatch, free_port, http_get, pid_alive, wait_for
 
-APP = os.path.join(ROOT, "test", "e2e_app.py")
 PLAYBOOK = os.path.join(ROOT, "examples", "ansible", "deploy.yml")
 
 # How a release of the deploy test starts. hupwatch runs the relative command ./run.sh in whatever
@@ -30,15 +30,6 @@ PLAYBOOK = os.path.join(ROOT, "examples", "ansible", "deploy.yml")
 RUN_SH = """#!/bin/sh
 exec gunicorn --preload -w 2 --chdir "$(pwd -P)" app:application
 """
-
-
-def read_status(path):
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        return {}
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 def make_release(root, name, release, run_sh=True, marker=None):

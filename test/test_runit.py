@@ -10,84 +10,33 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import unittest
 import uuid
 
-from harness import HUPWATCH, ROOT, Load, free_port, http_get, pid_alive, wait_for
+from e2e import (TAG_VAR, AppWaits, describe, kill_tagged, make_app_dir, read_status, substitute,
+                 tagged_pids)
+from harness import HUPWATCH, ROOT, Load, base_env, free_port, pid_alive, wait_for
 
 EXAMPLE = os.path.join(ROOT, "examples", "runit", "run")
-APP = os.path.join(ROOT, "test", "e2e_app.py")
-TAG_VAR = "E2E_TAG"
 
 
 def missing_programs():
     return [p for p in ("runsv", "sv", "chpst", "gunicorn") if shutil.which(p) is None]
 
 
-def tagged_pids(tag):
-    """Pids of live processes whose environment holds TAG_VAR=tag (zombies have no environment)."""
-    want = ("%s=%s" % (TAG_VAR, tag)).encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/environ" % name, "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if want in env:
-            out.append(int(name))
-    return sorted(out)
-
-
-def describe(pids):
-    out = []
-    for p in pids:
-        try:
-            with open("/proc/%d/cmdline" % p, "rb") as f:
-                out.append("%d %s" % (p, f.read().replace(b"\0", b" ").decode(errors="replace")))
-        except OSError:
-            out.append("%d (gone)" % p)
-    return "; ".join(out)
-
-
-def read_status(path):
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        return {}
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-
-def substitute(text, replacements):
-    for old, new in replacements:
-        if old not in text:
-            raise AssertionError("%r not found in %s: update the test or the example" % (old, EXAMPLE))
-        text = text.replace(old, new)
-    return text
-
 
 @unittest.skipIf(missing_programs(), "not installed: %s (test/deps.sh installs runit and gunicorn)"
                  % " ".join(missing_programs()))
-class RunitTest(unittest.TestCase):
+class RunitTest(AppWaits, unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="hupwatch-runit-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.tag = uuid.uuid4().hex
         self.port = free_port()
-        srv = os.path.join(self.tmp, "srv", "app")
-        release = os.path.join(srv, "releases", "1")
-        os.makedirs(release)
-        os.makedirs(os.path.join(srv, "shared"))
-        shutil.copy(APP, os.path.join(release, "app.py"))
-        os.symlink("releases/1", os.path.join(srv, "current"))
+        srv = make_app_dir(self.tmp)
         self.status_file = os.path.join(srv, "shared", "hupwatch.status")
         self.pid_file = os.path.join(srv, "shared", "hupwatch.pid")
 
@@ -99,18 +48,14 @@ class RunitTest(unittest.TestCase):
                 ("/usr/local/bin/hupwatch", HUPWATCH),
                 ("127.0.0.1:8000", "127.0.0.1:%d" % self.port),
                 ("/srv/app", srv),
-            ])
+            ], EXAMPLE)
         self.svc = os.path.join(self.tmp, "service", "app")
         os.makedirs(self.svc)
         with open(os.path.join(self.svc, "run"), "w") as f:
             f.write(run)
         os.chmod(os.path.join(self.svc, "run"), 0o755)
 
-        env = dict(os.environ)
-        for k in list(env):
-            if k == "NOTIFY_SOCKET" or k.startswith("LISTEN_") or k.startswith("HUPWATCH_"):
-                del env[k]
-        env[TAG_VAR] = self.tag
+        env = base_env(**{TAG_VAR: self.tag})
         self.env = env
         # With no log/ service, ./run's stdout (and stderr: exec 2>&1) is runsv's.
         self.log_path = os.path.join(self.tmp, "runsv.log")
@@ -135,17 +80,7 @@ class RunitTest(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 self.runsv.kill()
                 self.runsv.wait(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            left = tagged_pids(self.tag)
-            if not left:
-                break
-            for p in left:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
+        kill_tagged(self.tag)
 
     def sv(self, *args):
         r = subprocess.run(["sv"] + list(args) + [self.svc], env=self.env, stdin=subprocess.DEVNULL,
@@ -176,24 +111,6 @@ class RunitTest(unittest.TestCase):
             return wait_for(check, timeout, "sv status: %s" % state)
         except AssertionError as e:
             raise AssertionError("%s (now %r)\n%s" % (e, self.sv("status"), self.logs()))
-
-    def wait_status(self, timeout=30, **want):
-        def check():
-            st = read_status(self.status_file)
-            return st if all(st.get(k) == str(v) for k, v in want.items()) else None
-        try:
-            return wait_for(check, timeout, "status file with %r" % want)
-        except AssertionError as e:
-            raise AssertionError("%s; have %r\n%s" % (e, read_status(self.status_file), self.logs()))
-
-    def wait_serving(self, timeout=30):
-        def check():
-            try:
-                status, body = http_get("127.0.0.1", self.port, timeout=2)
-            except (OSError, ValueError):
-                return None
-            return body if status == 200 else None
-        return wait_for(check, timeout, "an answer on 127.0.0.1:%d" % self.port)
 
     def wait_up(self, not_pid=None):
         _, pid = self.wait_sv("run", not_pid=not_pid)

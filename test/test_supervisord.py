@@ -14,84 +14,32 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
 import uuid
 
-from harness import HUPWATCH, ROOT, Load, children_of, free_port, http_get, pid_alive, wait_for
+from e2e import (TAG_VAR, AppWaits, describe, kill_tagged, make_app_dir, read_status, substitute,
+                 tagged_pids)
+from harness import HUPWATCH, ROOT, Load, base_env, children_of, free_port, pid_alive, wait_for
 
 EXAMPLE = os.path.join(ROOT, "examples", "supervisord.conf")
-APP = os.path.join(ROOT, "test", "e2e_app.py")
-TAG_VAR = "E2E_TAG"
 
 
 def missing_programs():
     return [p for p in ("supervisord", "supervisorctl", "gunicorn") if shutil.which(p) is None]
 
 
-def tagged_pids(tag):
-    """Pids of live processes whose environment holds TAG_VAR=tag (zombies have no environment)."""
-    want = ("%s=%s" % (TAG_VAR, tag)).encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/environ" % name, "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if want in env:
-            out.append(int(name))
-    return sorted(out)
-
-
-def describe(pids):
-    out = []
-    for p in pids:
-        try:
-            with open("/proc/%d/cmdline" % p, "rb") as f:
-                out.append("%d %s" % (p, f.read().replace(b"\0", b" ").decode(errors="replace")))
-        except OSError:
-            out.append("%d (gone)" % p)
-    return "; ".join(out)
-
-
-def read_status(path):
-    """hupwatch's --status-file as a dict ({} while it does not exist)."""
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        return {}
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-
-
-def substitute(text, replacements):
-    """Replace each old string by its new one; every old string must occur (the example changed?)."""
-    for old, new in replacements:
-        if old not in text:
-            raise AssertionError("%r not found in %s: update the test or the example" % (old, EXAMPLE))
-        text = text.replace(old, new)
-    return text
-
 
 @unittest.skipIf(missing_programs(), "not installed: %s (test/deps.sh installs them)"
                  % " ".join(missing_programs()))
-class SupervisordTest(unittest.TestCase):
+class SupervisordTest(AppWaits, unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="hupwatch-supervisord-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.tag = uuid.uuid4().hex
         self.port = free_port()
-        srv = os.path.join(self.tmp, "srv", "app")
-        release = os.path.join(srv, "releases", "1")
-        os.makedirs(release)
-        os.makedirs(os.path.join(srv, "shared"))
+        srv = make_app_dir(self.tmp)
         os.makedirs(os.path.join(self.tmp, "var", "log", "app"))
-        shutil.copy(APP, os.path.join(release, "app.py"))
-        os.symlink("releases/1", os.path.join(srv, "current"))
         self.status_file = os.path.join(srv, "shared", "hupwatch.status")
         self.pid_file = os.path.join(srv, "shared", "hupwatch.pid")
         self.app_log = os.path.join(self.tmp, "var", "log", "app", "hupwatch.log")
@@ -105,7 +53,7 @@ class SupervisordTest(unittest.TestCase):
                 ("/srv/app", srv),
                 ("/var/log/app", os.path.dirname(self.app_log)),
                 ("\nuser=app\n", "\nuser=%s\n" % pwd.getpwuid(os.getuid()).pw_name),
-            ])
+            ], EXAMPLE)
         sock = os.path.join(self.tmp, "supervisor.sock")
         with open(self.conf, "w") as f:
             f.write("[unix_http_server]\nfile=%s\nchmod=0700\n\n" % sock)
@@ -117,11 +65,7 @@ class SupervisordTest(unittest.TestCase):
             f.write("[supervisorctl]\nserverurl=unix://%s\n\n" % sock)
             f.write(program)
 
-        env = dict(os.environ)
-        for k in list(env):
-            if k == "NOTIFY_SOCKET" or k.startswith("LISTEN_") or k.startswith("HUPWATCH_"):
-                del env[k]
-        env[TAG_VAR] = self.tag
+        env = base_env(**{TAG_VAR: self.tag})
         self.sup_out = open(os.path.join(self.tmp, "supervisord.out"), "wb")
         self.addCleanup(self.sup_out.close)
         self.supervisord = subprocess.Popen(["supervisord", "-n", "-c", self.conf], env=env,
@@ -141,17 +85,7 @@ class SupervisordTest(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 sup.kill()
                 sup.wait(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            left = tagged_pids(self.tag)
-            if not left:
-                break
-            for p in left:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
+        kill_tagged(self.tag)
 
     def ctl(self, *args, timeout=30):
         r = subprocess.run(["supervisorctl", "-c", self.conf] + list(args), stdin=subprocess.DEVNULL,
@@ -215,24 +149,6 @@ class SupervisordTest(unittest.TestCase):
             return wait_for(check, timeout, "%r in %s" % (regex, path))
         except AssertionError as e:
             raise AssertionError("%s\n%s" % (e, self.logs()))
-
-    def wait_status(self, timeout=30, **want):
-        def check():
-            st = read_status(self.status_file)
-            return st if all(st.get(k) == str(v) for k, v in want.items()) else None
-        try:
-            return wait_for(check, timeout, "status file with %r" % want)
-        except AssertionError as e:
-            raise AssertionError("%s; have %r\n%s" % (e, read_status(self.status_file), self.logs()))
-
-    def wait_serving(self, timeout=30):
-        def check():
-            try:
-                status, body = http_get("127.0.0.1", self.port, timeout=2)
-            except (OSError, ValueError):
-                return None
-            return body if status == 200 else None
-        return wait_for(check, timeout, "an answer on 127.0.0.1:%d" % self.port)
 
     def start_and_wait_running(self):
         _, hw_pid = self.wait_running()
