@@ -32,6 +32,16 @@ def wait_ready(hw, gen, pid, since=None, timeout=10):
     return float(hw.wait_log(READY % (gen, pid), timeout, since).group(1))
 
 
+def ready_then_hup(hw):
+    """Wait for gen 1 to start and be ready, then SIGHUP: (gen 1's pid, the log mark taken just
+    before the HUP, gen 2's pid once started)."""
+    p1 = gen_pid(hw, 1)
+    wait_ready(hw, 1, p1)
+    m = hw.mark()
+    hw.signal("HUP")
+    return p1, m, gen_pid(hw, 2, since=m)
+
+
 def gone(pid):
     """True once PID is neither running nor a zombie."""
     return proc_state(pid) is None
@@ -145,11 +155,7 @@ class CoreTest(unittest.TestCase):
 
     def test_hups_during_starting_generation_coalesce_into_one_reload(self):
         with Hupwatch(["-w", "0.5"], self.child()) as hw:
-            p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
-            m = hw.mark()
-            hw.signal("HUP")
-            p2 = gen_pid(hw, 2, since=m)
+            p1, m, p2 = ready_then_hup(hw)
             for _ in range(5):
                 hw.signal("HUP")
             hw.wait_log(r"info: reload requested \(SIGHUP\) while gen 2 is starting; queued$",
@@ -549,11 +555,7 @@ class CoreTest(unittest.TestCase):
         env = {"HUPWATCH_GENERATION": "99", "LISTEN_FDS": "2", "LISTEN_PID": "1",
                "LISTEN_FDNAMES": "a:b"}
         with Hupwatch(["-w", "0.1"], self.child(), env=env) as hw:
-            p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
-            m = hw.mark()
-            hw.signal("HUP")
-            p2 = gen_pid(hw, 2, since=m)
+            p1, _, p2 = ready_then_hup(hw)
             r1, r2 = self.rep.wait_report(pid=p1), self.rep.wait_report(pid=p2)
             self.assertEqual((r1["generation"], r2["generation"]), ("1", "2"))
             for r in (r1, r2):
@@ -666,11 +668,7 @@ class CoreTest(unittest.TestCase):
 
     def test_current_exits_while_replacement_starting_replacement_takes_over(self):
         with Hupwatch(["-w", "0.6"], self.child()) as hw:
-            p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
-            m = hw.mark()
-            hw.signal("HUP")
-            p2 = gen_pid(hw, 2, since=m)
+            p1, m, p2 = ready_then_hup(hw)
             os.kill(p1, signal.SIGKILL)
             wait_for(lambda: gone(p1), 5, "gen 1 reaped")
             took = wait_ready(hw, 2, p2, since=m)
@@ -687,11 +685,7 @@ class CoreTest(unittest.TestCase):
         cmd = per_gen(["--report", self.rep.dir, "--delay", "300", "--exit", "1"],
                       {1: ["--report", self.rep.dir, "--term-exit", "5"]})
         with Hupwatch(["-w", "0.6"], cmd) as hw:
-            p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
-            m = hw.mark()
-            hw.signal("HUP")
-            gen_pid(hw, 2, since=m)
+            p1, m, _ = ready_then_hup(hw)
             os.kill(p1, signal.SIGTERM)     # gen 1 exits 5 on its own, not via hupwatch
             self.assertEqual(hw.wait_exit(5), 5, hw.stderr())
             hw.wait_log(r"error: gen 2 failed: exited with status 1 before ready", since=m)
