@@ -177,6 +177,16 @@ class SocketTest(unittest.TestCase):
         self.assertEqual(report["fds"], ",".join(str(i) for i in range(3 + n)),
                          "child must have exactly fds 0,1,2 and the %d sockets" % n)
 
+    def gen1_socket(self, hw, addresses):
+        """Gen 1's report checked with assert_listen_env; (its pid, the inode of its fd 3), a
+        socket hupwatch holds too."""
+        rep = self.rep.wait_report(gen=1)
+        self.assert_listen_env(rep, addresses)
+        pid = int(rep["pid"])
+        ino = sock_inode(pid, 3)
+        self.assertIn(ino, held_sockets(hw.pid))
+        return pid, ino
+
     # ---- forms of --listen
 
     def test_port_only_zero_picks_a_port(self):
@@ -184,11 +194,7 @@ class SocketTest(unittest.TestCase):
             [(addr, fd)] = self.listening(hw, 1)
             port = int(addr.rsplit(":", 1)[1])
             self.assertNotEqual(port, 0, "port 0 must be logged as the port the kernel picked")
-            rep = self.rep.wait_report(gen=1)
-            self.assert_listen_env(rep, ["0"])
-            pid = int(rep["pid"])
-            ino = sock_inode(pid, 3)
-            self.assertIn(ino, held_sockets(hw.pid))
+            pid, ino = self.gen1_socket(hw, ["0"])
             self.assertEqual(tcp_listeners().get(ino, (None, None))[1], port)
             status, body = http_get("127.0.0.1", port)
             self.assertEqual((status, body), (200, "gen=1 pid=%d\n" % pid))
@@ -199,11 +205,7 @@ class SocketTest(unittest.TestCase):
         with Hupwatch(["-w", "0.05", "-l", address], self.child("--serve")) as hw:
             [(addr, fd)] = self.listening(hw, 1)
             self.assertEqual(addr, address)
-            rep = self.rep.wait_report(gen=1)
-            self.assert_listen_env(rep, [address])
-            pid = int(rep["pid"])
-            ino = sock_inode(pid, 3)
-            self.assertIn(ino, held_sockets(hw.pid))
+            pid, ino = self.gen1_socket(hw, [address])
             self.assertEqual(tcp_listeners().get(ino), ("127.0.0.1", port))
             self.assertEqual(http_get("127.0.0.1", port), (200, "gen=1 pid=%d\n" % pid))
 
@@ -215,11 +217,7 @@ class SocketTest(unittest.TestCase):
             m = re.fullmatch(r"\[::1\]:(\d+)", addr)
             self.assertTrue(m, "IPv6 address should be logged as [::1]:PORT, got %r" % addr)
             port = int(m.group(1))
-            rep = self.rep.wait_report(gen=1)
-            self.assert_listen_env(rep, ["[::1]:0"])
-            pid = int(rep["pid"])
-            ino = sock_inode(pid, 3)
-            self.assertIn(ino, held_sockets(hw.pid))
+            pid, ino = self.gen1_socket(hw, ["[::1]:0"])
             self.assertEqual(tcp_listeners().get(ino), ("::1", port))
             self.assertEqual(http_get("::1", port), (200, "gen=1 pid=%d\n" % pid))
 
@@ -229,11 +227,7 @@ class SocketTest(unittest.TestCase):
         with Hupwatch(["-w", "0.05", "-l", address], self.child("--serve")) as hw:
             [(addr, fd)] = self.listening(hw, 1)
             self.assertEqual(addr, address)
-            rep = self.rep.wait_report(gen=1)
-            self.assert_listen_env(rep, [address])
-            pid = int(rep["pid"])
-            ino = sock_inode(pid, 3)
-            self.assertIn(ino, held_sockets(hw.pid))
+            pid, ino = self.gen1_socket(hw, [address])
             self.assertEqual(unix_listeners().get(ino), path)
             self.assertEqual(unix_http_get(path), (200, "gen=1 pid=%d\n" % pid))
 
