@@ -42,6 +42,16 @@ def ready_then_hup(hw):
     return p1, m, gen_pid(hw, 2, since=m)
 
 
+def hup_until_ready(hw, gen):
+    """SIGHUP, then wait for generation gen to start and be ready: (the log mark taken just before
+    the HUP, gen's pid)."""
+    m = hw.mark()
+    hw.signal("HUP")
+    pid = gen_pid(hw, gen, since=m)
+    wait_ready(hw, gen, pid, since=m)
+    return m, pid
+
+
 def gone(pid):
     """True once PID is neither running nor a zombie."""
     return proc_state(pid) is None
@@ -187,10 +197,7 @@ class CoreTest(unittest.TestCase):
             self.assertTrue(hw.running())
             # the next reload works
             os.unlink(flag)
-            m = hw.mark()
-            hw.signal("HUP")
-            p3 = gen_pid(hw, 3, since=m)
-            wait_ready(hw, 3, p3, since=m)
+            m, _ = hup_until_ready(hw, 3)
             hw.wait_log(r"info: gen 1 pid %d stopping \(SIGTERM\)$" % p1, since=m)
 
     def test_exec_failure_after_symlink_swap_keeps_old(self):
@@ -214,10 +221,7 @@ class CoreTest(unittest.TestCase):
             self.assertIsNone(self.rep.find(gen=2))
             # roll back: the next reload runs release 1 again
             swap_symlink(current, r1)
-            m = hw.mark()
-            hw.signal("HUP")
-            p3 = gen_pid(hw, 3, since=m)
-            wait_ready(hw, 3, p3, since=m)
+            hup_until_ready(hw, 3)
             self.assertEqual(self.rep.wait_report(gen=3)["cwd"], os.path.realpath(r1))
 
     def test_cwd_follows_current_symlink_and_rollback(self):
@@ -248,10 +252,7 @@ class CoreTest(unittest.TestCase):
             wait_ready(hw, 1, p1)
             self.assertEqual(self.rep.wait_report(gen=1)["cwd"], os.path.realpath(r1))
             swap_symlink(current, r2)
-            m = hw.mark()
-            hw.signal("HUP")
-            p2 = gen_pid(hw, 2, since=m)
-            wait_ready(hw, 2, p2, since=m)
+            _, p2 = hup_until_ready(hw, 2)
             self.assertEqual(self.rep.wait_report(gen=2)["cwd"], os.path.realpath(r2))
             # a dangling symlink: the reload fails, gen 2 stays
             swap_symlink(current, self.path("releases", "missing"))
@@ -274,10 +275,7 @@ class CoreTest(unittest.TestCase):
             g1 = int(self.rep.wait_report(gen=1)["grandchild"])
             self.assertEqual(os.getpgid(g1), p1)
             wait_ready(hw, 1, p1)
-            m = hw.mark()
-            hw.signal("HUP")
-            p2 = gen_pid(hw, 2, since=m)
-            wait_ready(hw, 2, p2, since=m)
+            m, p2 = hup_until_ready(hw, 2)
             hw.wait_log(r"info: gen 1 pid %d stopping \(SIGTERM\)$" % p1, since=m)
             self.rep.wait_event(p1, "term ignored")
             hw.wait_log(r"warning: gen 1 pid %d still running after stop timeout 0\.50s; "
@@ -357,10 +355,7 @@ class CoreTest(unittest.TestCase):
             self.assertTrue(pid_alive(p1) and hw.running())
             self.assertEqual(hw.log_matches(r"exit|killed", since=m), [])
             # and hupwatch still manages it: a reload replaces it
-            m = hw.mark()
-            hw.signal("HUP")
-            p2 = gen_pid(hw, 2, since=m)
-            wait_ready(hw, 2, p2, since=m)
+            m, _ = hup_until_ready(hw, 2)
             hw.wait_log(r"gen 1 pid %d exited with status 0 after draining" % p1, since=m)
 
     # ------------------------------------------------------------ shutdown
@@ -455,10 +450,7 @@ class CoreTest(unittest.TestCase):
                 hw.wait_log(r"info: forwarding SIG%s to gen 1 pid %d$" % (sig, p1))
                 self.rep.wait_event(p1, "signal " + sig)
             # after a reload they go to the new current generation only
-            m = hw.mark()
-            hw.signal("HUP")
-            p2 = gen_pid(hw, 2, since=m)
-            wait_ready(hw, 2, p2, since=m)
+            m, p2 = hup_until_ready(hw, 2)
             hw.signal("USR2")
             hw.wait_log(r"info: forwarding SIGUSR2 to gen 2 pid %d$" % p2, since=m)
             self.rep.wait_event(p2, "signal USR2")
@@ -674,10 +666,7 @@ class CoreTest(unittest.TestCase):
             took = wait_ready(hw, 2, p2, since=m)
             self.assertGreaterEqual(took, 0.59)
             self.assertTrue(hw.running() and pid_alive(p2))
-            m = hw.mark()
-            hw.signal("HUP")
-            p3 = gen_pid(hw, 3, since=m)
-            wait_ready(hw, 3, p3, since=m)
+            m, _ = hup_until_ready(hw, 3)
             hw.wait_log(r"gen 2 pid %d stopping" % p2, since=m)
             self.assertTrue(hw.running())
 
