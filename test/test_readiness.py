@@ -99,6 +99,8 @@ class ReadinessTest(unittest.TestCase):
         return int(m.group(1)), float(m.group(2)), m.group(3)
 
     def line_index(self, hw, regex, since=0):
+        # The reader thread may lag behind hupwatch: wait for the line before locating it.
+        hw.wait_log(regex, since=since)
         for i, l in enumerate(hw.lines[since:], since):
             if re.search(regex, l):
                 return i
