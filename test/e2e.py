@@ -6,9 +6,11 @@ status file, and processes found and killed by a unique environment tag.
 import os
 import shutil
 import signal
+import tempfile
 import time
+import uuid
 
-from harness import ROOT, http_get, wait_for
+from harness import ROOT, free_port, http_get, wait_for
 
 APP = os.path.join(ROOT, "test", "e2e_app.py")
 TAG_VAR = "E2E_TAG"
@@ -88,8 +90,20 @@ def make_app_dir(tmp):
     return srv
 
 
-class AppWaits:
-    """Waits of a unittest.TestCase that has self.status_file, self.port and self.logs()."""
+class AppMixin:
+    """For a unittest.TestCase: setup_app() in its setUp, and waits that need self.logs()."""
+
+    def setup_app(self, prefix):
+        """A temp dir (removed at cleanup) holding the app dir; self.tmp, self.tag, self.port,
+        self.status_file, self.pid_file. Returns the app directory."""
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.tag = uuid.uuid4().hex
+        self.port = free_port()
+        srv = make_app_dir(self.tmp)
+        self.status_file = os.path.join(srv, "shared", "hupwatch.status")
+        self.pid_file = os.path.join(srv, "shared", "hupwatch.pid")
+        return srv
 
     def wait_status(self, timeout=30, **want):
         def check():

@@ -11,13 +11,10 @@ import pwd
 import re
 import shutil
 import subprocess
-import tempfile
 import unittest
-import uuid
 
-from e2e import (TAG_VAR, AppWaits, describe, kill_tagged, make_app_dir, read_status, substitute,
-                 tagged_pids)
-from harness import HUPWATCH, ROOT, Load, base_env, free_port, pid_alive, wait_for
+from e2e import TAG_VAR, AppMixin, describe, kill_tagged, read_status, substitute, tagged_pids
+from harness import HUPWATCH, ROOT, Load, base_env, pid_alive, wait_for
 
 EXAMPLE = os.path.join(ROOT, "examples", "runit", "run")
 
@@ -26,19 +23,12 @@ def missing_programs():
     return [p for p in ("runsv", "sv", "chpst", "gunicorn") if shutil.which(p) is None]
 
 
-
 @unittest.skipIf(missing_programs(), "not installed: %s (test/deps.sh installs runit and gunicorn)"
                  % " ".join(missing_programs()))
-class RunitTest(AppWaits, unittest.TestCase):
+class RunitTest(AppMixin, unittest.TestCase):
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="hupwatch-runit-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.tag = uuid.uuid4().hex
-        self.port = free_port()
-        srv = make_app_dir(self.tmp)
-        self.status_file = os.path.join(srv, "shared", "hupwatch.status")
-        self.pid_file = os.path.join(srv, "shared", "hupwatch.pid")
+        srv = self.setup_app("hupwatch-runit-")
 
         # chpst -u needs root; as another user the script runs hupwatch without it.
         user = ("chpst -u %s " % pwd.getpwuid(0).pw_name) if os.getuid() == 0 else ""

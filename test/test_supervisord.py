@@ -13,13 +13,10 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import unittest
-import uuid
 
-from e2e import (TAG_VAR, AppWaits, describe, kill_tagged, make_app_dir, read_status, substitute,
-                 tagged_pids)
-from harness import HUPWATCH, ROOT, Load, base_env, children_of, free_port, pid_alive, wait_for
+from e2e import TAG_VAR, AppMixin, describe, kill_tagged, read_status, substitute, tagged_pids
+from harness import HUPWATCH, ROOT, Load, base_env, children_of, pid_alive, wait_for
 
 EXAMPLE = os.path.join(ROOT, "examples", "supervisord.conf")
 
@@ -28,20 +25,13 @@ def missing_programs():
     return [p for p in ("supervisord", "supervisorctl", "gunicorn") if shutil.which(p) is None]
 
 
-
 @unittest.skipIf(missing_programs(), "not installed: %s (test/deps.sh installs them)"
                  % " ".join(missing_programs()))
-class SupervisordTest(AppWaits, unittest.TestCase):
+class SupervisordTest(AppMixin, unittest.TestCase):
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="hupwatch-supervisord-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.tag = uuid.uuid4().hex
-        self.port = free_port()
-        srv = make_app_dir(self.tmp)
+        srv = self.setup_app("hupwatch-supervisord-")
         os.makedirs(os.path.join(self.tmp, "var", "log", "app"))
-        self.status_file = os.path.join(srv, "shared", "hupwatch.status")
-        self.pid_file = os.path.join(srv, "shared", "hupwatch.pid")
         self.app_log = os.path.join(self.tmp, "var", "log", "app", "hupwatch.log")
         self.sup_log = os.path.join(self.tmp, "supervisord.log")
         self.conf = os.path.join(self.tmp, "supervisord.conf")
