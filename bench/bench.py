@@ -1121,10 +1121,10 @@ def machine():
         ("nproc", sh("nproc")),
         ("CPU", cpu),
         ("memory", mem),
-        ("hupwatch", "%s (%s; repo HEAD %s%s; hupwatch.c sha256 %s)" % (
-            sh(shlex.quote(HUPWATCH) + " -V 2>&1"), HUPWATCH, head,
-            ", hupwatch.c modified" if dirty else "",
-            sh("sha256sum %s | cut -c1-12" % shlex.quote(src)) if os.path.exists(src) else "?")),
+        ("hupwatch", "%s (repo HEAD %s; %s; at the end: hupwatch.c sha256 %s%s)" % (
+            sh(shlex.quote(HUPWATCH) + " -V 2>&1"), head, os.environ.get("BENCH_SOURCE", "source unknown"),
+            sh("sha256sum %s | cut -c1-12" % shlex.quote(src)) if os.path.exists(src) else "?",
+            ", uncommitted changes" if dirty else "")),
         ("gunicorn", sh("dpkg-query -W -f='${Version}' gunicorn 2>/dev/null") + " (" + sh(GUNICORN + " --version") + ")"),
         ("wrk", sh("dpkg-query -W -f='${Version}' wrk 2>/dev/null")),
         ("tini", sh("tini --version 2>/dev/null") or "not installed"),

@@ -61,8 +61,22 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# Measure a copy: the tree's binary may be rebuilt while we run.
+# Measure a copy: the tree's binary may be rebuilt while we run. Note which
+# source it was built from, as far as we can tell.
 cp "$HW" "$WORK/hupwatch"
+BENCH_SOURCE=unknown
+if [ -z "${HUPWATCH:-}" ] && [ -f hupwatch.c ]; then
+	BENCH_SOURCE="hupwatch.c sha256 $(sha256sum hupwatch.c | cut -c1-12) at start"
+	if [ hupwatch.c -nt "$HW" ]; then
+		BENCH_SOURCE="$BENCH_SOURCE; NOTE: hupwatch.c is newer than the binary"
+	else
+		BENCH_SOURCE="$BENCH_SOURCE; binary built after it"
+	fi
+	if [ -n "$(git status --porcelain -- hupwatch.c 2>/dev/null)" ]; then
+		BENCH_SOURCE="$BENCH_SOURCE; hupwatch.c has uncommitted changes"
+	fi
+fi
+export BENCH_SOURCE
 CC=${CC:-cc}
 for prog in swapchild stamp execlat; do
 	$CC -O2 -Wall -Wextra -D_GNU_SOURCE -o "$WORK/$prog" "bench/$prog.c"
