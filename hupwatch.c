@@ -1966,6 +1966,8 @@ static void cloexec_inherited(void)
 		return;
 	if (!(d = opendir("/proc/self/fd")))
 		return;
+	/* readdir_r is deprecated (glibc, POSIX.1-2024); hupwatch has one thread. */
+	/* cppcheck-suppress readdirCalled */
 	while ((e = readdir(d))) {
 		char *end;
 		long fd = strtol(e->d_name, &end, 10);
