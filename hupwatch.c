@@ -1456,8 +1456,7 @@ static void kill_leftovers(const struct generation *g)
 		else
 			killed++;
 	}
-	logmsg(L_INFO, "gen %u: killed %d process%s left in its process group", g->number, killed,
-	       killed == 1 ? "" : "es");
+	logmsg(L_INFO, "gen %u: killed what it left in its process group (%d reaped)", g->number, killed);
 }
 
 /* Does hupwatch still wait for g before exiting? Drained-only old ones are not waited for without -k. */
@@ -1757,16 +1756,17 @@ static void generation_exited(struct generation *g, int wstatus)
 		fail_generation(number, false, desc, code);
 		break;
 	case GEN_CURRENT:
-		kill_leftovers(g);
 		if (hw.starting) {
 			logmsg(L_ERROR, "gen %u pid %d %s; gen %u may still take over", g->number, (int)g->pid,
 			       desc, hw.starting->number);
+			kill_leftovers(g);
 			hw.orphan_status = code;
 			remove_generation(g);
 			write_status(run_state());
 			break;
 		}
 		logmsg(L_ERROR, "gen %u pid %d %s; exiting with status %d", g->number, (int)g->pid, desc, code);
+		kill_leftovers(g);
 		remove_generation(g);
 		upstream_send("STOPPING=1");
 		terminate(code);
