@@ -1143,6 +1143,7 @@ def report(results, started):
     L = []
     w = L.append
     w("## Machine and run\n")
+    w("`./hupwatch` below is a copy of the tree's binary taken at the start (the measured one).\n")
     for k, v in machine():
         w("- %s: %s" % (k, v))
     w("- settings: BENCH_RELOADS=%d BENCH_GAP=%s BENCH_GRACE=%s BENCH_CONNECTIONS=%d BENCH_BROKEN=%d "
@@ -1272,7 +1273,7 @@ def report(results, started):
             w("|---|---|---|---|---|")
             for cmd, mean, sd, med, codes in hf:
                 w("| `%s` | %.0f µs | %.0f µs | %.0f µs | %s |" % (
-                    cmd.replace(ROOT + "/", "./"), mean * 1e6, sd * 1e6, med * 1e6,
+                    cmd.replace(WORK + "/hupwatch ", "./hupwatch ").replace(ROOT + "/", "./"), mean * 1e6, sd * 1e6, med * 1e6,
                     ",".join(map(str, sorted(set(codes or [])))) or "-"))
             w("")
     w("## Commands\n")
