@@ -941,7 +941,8 @@ static int write_status(const char *state)
 {
 	char text[2048], reason[sizeof(hw.reload_reason)];
 	const struct config *c = &hw.cfg;
-	nsec_t wait = (c->notify || c->ready_cmd) ? c->ready_timeout : c->warmup;
+	nsec_t wait = !(c->notify || c->ready_cmd) ? c->warmup
+		: c->ready_timeout ? c->ready_timeout : MAX_SECONDS * NSEC_PER_SEC; /* no limit */
 	int n;
 
 	if (!c->status_file)
@@ -1446,7 +1447,7 @@ static void kill_leftovers(const struct generation *g)
 
 	if (kill(-g->pid, SIGKILL))
 		return; /* nobody left */
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 50; i++) { /* SIGKILLed processes go at once; bound the wait to 0.5 s */
 		pid_t pid = waitpid(-g->pid, &wstatus, WNOHANG);
 
 		if (pid < 0)
@@ -1488,6 +1489,8 @@ static _Noreturn void finish(int status)
 /* Exit now, or once the generations hupwatch must wait for are gone. */
 static void terminate(int status)
 {
+	if (!hw.shutting_down)
+		upstream_send("STOPPING=1");
 	hw.shutting_down = true;
 	hw.reload_pending = false;
 	hw.exit_status = status;
@@ -1528,7 +1531,7 @@ static void fail_generation(unsigned number, bool running, const char *reason, i
 		snprintf(current, sizeof(current), "; gen %u stays current", hw.current->number);
 	copy_printable(line, sizeof(line), reason, sizeof(line));
 	logmsg(L_ERROR, "gen %u failed: %s%s", number, line, current);
-	if (hw.reloads && hw.reload_state == RELOAD_IN_PROGRESS) {
+	if (hw.reload_state == RELOAD_IN_PROGRESS) {
 		hw.reload_state = RELOAD_FAILED;
 		snprintf(hw.reload_reason, sizeof(hw.reload_reason), "gen %u failed: %s", number, reason);
 		upstream_ready();
@@ -1558,7 +1561,7 @@ static void become_ready(struct generation *g, nsec_t t, const char *how)
 	g->state = GEN_CURRENT;
 	hw.current = g;
 	hw.orphan_status = -1;
-	if (hw.reloads && hw.reload_state == RELOAD_IN_PROGRESS)
+	if (hw.reload_state == RELOAD_IN_PROGRESS)
 		hw.reload_state = RELOAD_SUCCEEDED;
 	upstream_ready();
 	settle();
@@ -1696,13 +1699,27 @@ static void check_starting(nsec_t t)
 	}
 }
 
+/*
+ * When a stopping generation gets SIGKILL: after the stop timeout, if any. One that never became
+ * ready has no connections to drain, and nothing may wait on it forever: without a stop timeout
+ * it gets FAILED_STOP_GRACE.
+ */
+#define FAILED_STOP_GRACE (5 * NSEC_PER_SEC)
+static nsec_t stop_deadline(const struct generation *g)
+{
+	nsec_t limit = hw.cfg.stop_timeout ? hw.cfg.stop_timeout : g->failed ? FAILED_STOP_GRACE : 0;
+
+	if (g->state != GEN_STOPPING || g->killed || limit == 0)
+		return NEVER;
+	return g->stop_at + limit;
+}
+
 static void check_stopping(nsec_t t)
 {
 	for (struct generation *g = hw.gens; g; g = g->next)
-		if (g->state == GEN_STOPPING && !g->killed && hw.cfg.stop_timeout > 0 &&
-		    t >= g->stop_at + hw.cfg.stop_timeout) {
+		if (t >= stop_deadline(g)) {
 			logmsg(L_WARNING, "gen %u pid %d still running after stop timeout %.2fs; sending SIGKILL "
-			       "to its process group", g->number, (int)g->pid, seconds(hw.cfg.stop_timeout));
+			       "to its process group", g->number, (int)g->pid, seconds(stop_deadline(g) - g->stop_at));
 			kill_group(g);
 		}
 }
@@ -1717,9 +1734,8 @@ static nsec_t next_deadline(void)
 		next = n;
 	}
 	for (struct generation *g = hw.gens; g; g = g->next)
-		if (g->state == GEN_STOPPING && !g->killed && hw.cfg.stop_timeout > 0 &&
-		    g->stop_at + hw.cfg.stop_timeout < next)
-			next = g->stop_at + hw.cfg.stop_timeout;
+		if (stop_deadline(g) < next)
+			next = stop_deadline(g);
 	return next;
 }
 
@@ -1768,7 +1784,6 @@ static void generation_exited(struct generation *g, int wstatus)
 		logmsg(L_ERROR, "gen %u pid %d %s; exiting with status %d", g->number, (int)g->pid, desc, code);
 		kill_leftovers(g);
 		remove_generation(g);
-		upstream_send("STOPPING=1");
 		terminate(code);
 		break;
 	}
@@ -1780,15 +1795,17 @@ static void reap(void)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
-		struct generation *g;
+		bool matched = false;
 		char desc[64];
 
-		for (g = hw.gens; g; g = g->next) {
+		for (struct generation *g = hw.gens; g && !matched; g = g->next) {
 			if (g->pid == pid) {
-				generation_exited(g, wstatus);
+				matched = true;
+				generation_exited(g, wstatus); /* may free g */
 				break;
 			}
 			if (g->probe_pid == pid) {
+				matched = true;
 				g->probe_pid = 0;
 				if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
 					g->probe_ok = true;
@@ -1799,7 +1816,7 @@ static void reap(void)
 				break;
 			}
 		}
-		if (!g) {
+		if (!matched) {
 			describe_status(wstatus, desc, sizeof(desc));
 			logmsg(L_DEBUG, "reaped orphan pid %d (%s)", (int)pid, desc);
 		}
@@ -1824,10 +1841,11 @@ static void request_shutdown(int sig)
 	struct generation *g = hw.current ? hw.current : hw.starting;
 
 	if (hw.shutting_down) {
+		if (!hw.cfg.kill_at_exit) /* exiting anyway, waiting for a failed generation: now */
+			finish(hw.exit_status);
 		logmsg(L_DEBUG, "%s received again; already shutting down", signame(sig));
 		return;
 	}
-	upstream_send("STOPPING=1");
 	if (!hw.cfg.kill_at_exit) {
 		if (g)
 			logmsg(L_INFO, "%s received; exiting, leaving gen %u pid %d running", signame(sig),
@@ -1838,8 +1856,9 @@ static void request_shutdown(int sig)
 		finish(0);
 	}
 	logmsg(L_INFO, "%s received; stopping all generations", signame(sig));
-	hw.final_gen = g;
-	terminate(0);
+	/* The current generation's status; one that already died while a replacement started has it. */
+	hw.final_gen = hw.current || hw.orphan_status < 0 ? g : NULL;
+	terminate(hw.final_gen ? 0 : hw.orphan_status);
 }
 
 static void handle_signal(const struct signalfd_siginfo *si)
@@ -2185,8 +2204,8 @@ static int run_reload_client(const struct config *c)
 		return reload_failed("hupwatch pid %ld is shutting down", st.pid);
 	if (c->ready_timeout_set)
 		limit = c->ready_timeout;
-	else if (st.ready_wait == 0)
-		limit = 0;
+	else if (st.ready_wait >= MAX_SECONDS * NSEC_PER_SEC)
+		limit = 0; /* hupwatch waits without limit: so do we */
 	else /* a reload in progress first, then ours; each may take ready_wait */
 		limit = st.ready_wait * (strcmp(st.reload_state, "in-progress") == 0 ? 2 : 1) + 10 * NSEC_PER_SEC;
 
@@ -2221,17 +2240,22 @@ static int run_reload_client(const struct config *c)
 				       cur.generation, cur.generation_pid);
 				break;
 			}
+			if (strcmp(cur.state, "exited") == 0 || strcmp(cur.state, "stopping") == 0 ||
+			    cur.pid != st.pid || !hupwatch_alive(&cur)) {
+				if (ifd >= 0)
+					close(ifd);
+				if (strcmp(cur.state, "exited") == 0)
+					return reload_failed("hupwatch pid %ld exited with status %d before the reload "
+							     "succeeded", st.pid, cur.exit_status);
+				return reload_failed("hupwatch pid %ld %s before the reload succeeded", st.pid,
+						     strcmp(cur.state, "stopping") == 0 ? "began shutting down" : "is gone");
+			}
 			if (cur.reload_started >= start && strcmp(cur.reload_state, "failed") == 0) {
 				fprintf(stderr, "hupwatch: reload %u failed: %s; gen %u pid %ld still current\n",
 					cur.reload, cur.reload_reason, cur.generation, cur.generation_pid);
 				if (ifd >= 0)
 					close(ifd);
 				return 1;
-			}
-			if (strcmp(cur.state, "exited") == 0 || cur.pid != st.pid || !hupwatch_alive(&cur)) {
-				if (ifd >= 0)
-					close(ifd);
-				return reload_failed("hupwatch pid %ld exited before the reload settled", st.pid);
 			}
 		}
 		if (left <= 0) {
@@ -2274,7 +2298,7 @@ int main(int argc, char **argv)
 		return run_reload_client(&hw.cfg);
 	/* Files, signals, subreaper, sockets. */
 	if (setup())
-		return EXIT_FAILURE_OWN;
+		finish(EXIT_FAILURE_OWN);
 	/* Both files before generation 1: a path that cannot be written is found now, not later. */
 	if (write_pid_file() || write_status("starting"))
 		finish(EXIT_FAILURE_OWN);

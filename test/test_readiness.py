@@ -8,6 +8,7 @@ import array
 import os
 import re
 import shlex
+import subprocess
 import shutil
 import socket
 import sys
@@ -244,6 +245,37 @@ class ReadinessTest(unittest.TestCase):
             self.assertNotIn("term", self.rep.events(pid1))
             self.assertEqual(http_get("127.0.0.1", port), (200, "gen=1 pid=%d\n" % pid1))
             self.assertTrue(hw.running())
+
+    def test_dead_current_and_stubborn_failed_replacement_do_not_hang(self):
+        # gen 1 dies while gen 2, which ignores TERM and never says READY=1, is being stopped
+        # after its ready timeout: hupwatch must still exit with gen 1's status (-T 0: gen 2 gets
+        # the bounded grace, then SIGKILL), and a SIGTERM meanwhile must not be ignored.
+        # gen 1: ready at once (READY=1 from a descendant), exits 7 after 1.5 s.
+        gen1 = ["/bin/sh", "-c", "%s --notify-ready 0 & sleep 1.5; exit 7" % shlex.quote(CHILD)]
+        cmd = by_gen([CHILD, "--ignore-term"], {1: gen1})
+        with Hupwatch(["-n", "-t", "0.5"], cmd) as hw:
+            self.ready(hw, 1)
+            hw.signal("HUP")
+            m = hw.wait_log(r"\bgen 2 pid (\d+) started")
+            pid2 = int(m.group(1))
+            hw.wait_log(r"\bgen 2 failed: not ready after")
+            hw.wait_log(r"\bgen 1 pid \d+ exited with status 7; exiting with status 7")
+            self.assertEqual(hw.wait_exit(15), 7, hw.stderr())
+            self.assertFalse(pid_alive(pid2), "the failed gen 2 was left running")
+
+    def test_reload_client_when_hupwatch_exits_meanwhile(self):
+        # gen 1 dies while gen 2 starts, then gen 2 fails too: hupwatch exits 7. The --reload
+        # client must not claim "failed, the old one still serves" (1): nothing serves (125).
+        status = os.path.join(self.tmp, "status")
+        gen1 = ["/bin/sh", "-c", "%s --notify-ready 0 & sleep 1; exit 7" % shlex.quote(CHILD)]
+        cmd = by_gen([CHILD, "--delay", "1500", "--exit", "5"], {1: gen1})
+        with Hupwatch(["-n", "-S", status], cmd) as hw:
+            self.ready(hw, 1)
+            client = subprocess.run([HUPWATCH, "--reload", "-S", status], capture_output=True,
+                                    text=True, timeout=30)
+            self.assertEqual(client.returncode, 125, client.stderr)
+            self.assertIn("before the reload succeeded", client.stderr)
+            self.assertEqual(hw.wait_exit(10), 7, hw.stderr())
 
     def test_generation_1_never_ready_exits_1(self):
         for args in (["-n", "-t", "0.5"], ["-c", "false", "-i", "0.05", "-t", "0.5"]):
