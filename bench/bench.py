@@ -1297,6 +1297,23 @@ def want(part):
     return not PARTS or part in PARTS
 
 
+def run_scenarios(kinds, runner, base, what):
+    """Run each selected scenario; one that fails is reported as an error, not the end of the run."""
+    results = []
+    for kind in kinds:
+        if SCENARIOS and kind.name not in SCENARIOS:
+            continue
+        log(what % kind.label)
+        try:
+            r = runner(kind, base)
+        except Exception as e:
+            note("%s: %s" % (kind.label, e))
+            r = {"name": kind.name, "label": kind.label, "error": str(e)}
+        results.append(r)
+        log("  -> %s" % json.dumps({k: v for k, v in r.items() if k != "wrk"}, default=str)[:800])
+    return results
+
+
 def main():
     started = now()
     for path in (HUPWATCH, SWAPCHILD, STAMP, EXECLAT, WRK, GUNICORN):
@@ -1306,31 +1323,11 @@ def main():
     base = os.path.join(WORK, "runs")
     os.makedirs(base, exist_ok=True)
     if want("reload"):
-        results["reload"] = []
-        for cls in SERVERS:
-            if SCENARIOS and cls.name not in SCENARIOS:
-                continue
-            log("reload under load: %s, %d reloads" % (cls.label, RELOADS))
-            try:
-                r = run_reload_scenario(cls, base)
-            except Exception as e:
-                note("%s: %s" % (cls.label, e))
-                r = {"name": cls.name, "label": cls.label, "error": str(e)}
-            results["reload"].append(r)
-            log("  -> %s" % json.dumps({k: v for k, v in r.items() if k not in ("wrk",)}, default=str)[:600])
+        results["reload"] = run_scenarios(SERVERS, run_reload_scenario, base,
+                                          "reload under load: %%s, %d reloads" % RELOADS)
     if want("broken"):
-        results["broken"] = []
-        for v in BROKEN_VARIANTS:
-            if SCENARIOS and v.name not in SCENARIOS:
-                continue
-            log("broken release: %s, %d deploys" % (v.label, BROKEN_REPS))
-            try:
-                b = run_broken_variant(v, base)
-            except Exception as e:
-                note("%s: %s" % (v.label, e))
-                b = {"name": v.name, "label": v.label, "error": str(e)}
-            results["broken"].append(b)
-            log("  -> %s" % json.dumps(b, default=str)[:800])
+        results["broken"] = run_scenarios(BROKEN_VARIANTS, run_broken_variant, base,
+                                          "broken release: %%s, %d deploys" % BROKEN_REPS)
     if want("swap"):
         log("time to swap: %d swaps" % SWAPS)
         try:
