@@ -1466,7 +1466,8 @@ static bool must_wait_for(const struct generation *g)
 	return hw.cfg.kill_at_exit || g->failed || g == hw.final_gen;
 }
 
-static _Noreturn void finish(int status)
+/* Leave the files as they should be after hupwatch: its status, no pid file, no socket file. */
+static void tidy_files(int status)
 {
 	hw.exit_status = status;
 	if (hw.status_written)
@@ -1482,6 +1483,11 @@ static _Noreturn void finish(int status)
 		for (size_t i = 0; i < hw.nlisteners; i++)
 			if (hw.listeners[i].unix_path)
 				unlink(hw.listeners[i].unix_path);
+}
+
+static _Noreturn void finish(int status)
+{
+	tidy_files(status);
 	logmsg(L_INFO, "exiting with status %d", status);
 	exit(status);
 }
@@ -2297,8 +2303,10 @@ int main(int argc, char **argv)
 	if (hw.cfg.reload)
 		return run_reload_client(&hw.cfg);
 	/* Files, signals, subreaper, sockets. */
-	if (setup())
-		finish(EXIT_FAILURE_OWN);
+	if (setup()) { /* one error line said why; only unbind what was bound */
+		tidy_files(EXIT_FAILURE_OWN);
+		return EXIT_FAILURE_OWN;
+	}
 	/* Both files before generation 1: a path that cannot be written is found now, not later. */
 	if (write_pid_file() || write_status("starting"))
 		finish(EXIT_FAILURE_OWN);

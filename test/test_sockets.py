@@ -365,6 +365,16 @@ class SocketTest(unittest.TestCase):
             with Hupwatch(["-l", "127.0.0.1:0", "-l", address], self.child()) as hw:
                 self.assert_failed_to_start(hw, address, allow_listening=True)
 
+    def test_failed_start_removes_the_unix_socket_it_bound(self):
+        path = os.path.join(self.tmp, "app.sock")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            address = "127.0.0.1:%d" % busy.getsockname()[1]
+            with Hupwatch(["-l", "unix:" + path, "-l", address], self.child()) as hw:
+                self.assert_failed_to_start(hw, address, allow_listening=True)
+                self.assertFalse(os.path.lexists(path), "socket file left behind")
+
     def test_bad_host(self):
         address = "no-such-host.invalid:8080"
         with Hupwatch(["-l", address], self.child()) as hw:
