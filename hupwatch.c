@@ -845,6 +845,8 @@ static ssize_t read_file(const char *path, char *buf, size_t size)
  * A pid or status file may replace only what hupwatch itself wrote there before: a symlink or
  * somebody's file given by mistake (-p app.py) is refused, never overwritten.
  */
+static bool hupwatch_alive(const struct status_info *st);
+
 static int check_own_file(const char *opt, const char *path, bool status)
 {
 	char buf[4096];
@@ -878,6 +880,11 @@ static int check_own_file(const char *opt, const char *path, bool status)
 		       "overwrite it", opt, path, status ? "status" : "pid");
 		return -1;
 	}
+	/* Two hupwatches on one status file: --reload would signal whichever wrote last. */
+	if (status && n > 0 && strcmp(st.state, "exited") != 0 && st.pid != getpid() && hupwatch_alive(&st)) {
+		logmsg(L_ERROR, "cannot use %s '%s': hupwatch pid %ld is running with it", opt, path, st.pid);
+		return -1;
+	}
 	return 0;
 }
 
@@ -901,6 +908,17 @@ static unsigned long long process_starttime(pid_t pid)
 			t = 0;
 	}
 	return t;
+}
+
+/* Is the hupwatch that wrote st still running (and not a process that got its pid since)? */
+static bool hupwatch_alive(const struct status_info *st)
+{
+	unsigned long long t;
+
+	if (kill((pid_t)st->pid, 0) && errno == ESRCH)
+		return false;
+	t = process_starttime((pid_t)st->pid);
+	return !st->starttime || !t || t == st->starttime;
 }
 
 /* The parent of pid, from /proc; -1 when it is gone. */
@@ -2178,16 +2196,6 @@ static int reload_failed(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return EXIT_FAILURE_OWN;
-}
-
-static bool hupwatch_alive(const struct status_info *st)
-{
-	unsigned long long t;
-
-	if (kill((pid_t)st->pid, 0) && errno == ESRCH)
-		return false;
-	t = process_starttime((pid_t)st->pid);
-	return !st->starttime || !t || t == st->starttime;
 }
 
 static int run_reload_client(const struct config *c)

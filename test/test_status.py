@@ -192,6 +192,18 @@ class StatusTest(unittest.TestCase):
             self.assertIsNotNone(st, "status file gone after exit")
             self.assertEqual((st["state"], st.get("exit_status")), ("exited", "0"))
 
+    def test_second_hupwatch_on_a_live_status_file_refused(self):
+        # Two hupwatches on one status file: --reload would signal whichever wrote last.
+        with Hupwatch(["-w", "0.05", "-S", self.sf], self.child()) as first:
+            self.wait_status("first hupwatch running", pid=first.pid, state="running")
+            with Hupwatch(["-w", "0.05", "-S", self.sf], self.child()) as second:
+                self.assertEqual(second.wait_exit(10), 125, second.stderr())
+                errors = [l for l in second.lines if ": error: " in l]
+                self.assertEqual(len(errors), 1, second.stderr())
+                self.assertIn("hupwatch pid %d is running with it" % first.pid, errors[0])
+                self.assertEqual(second.log_matches(r"\bgen \d+ pid \d+ started"), [])
+            self.assertEqual(read_status(self.sf)["pid"], str(first.pid))
+
     def test_ready_wait_is_warmup_without_readiness(self):
         with Hupwatch(["-w", "0.3", "-S", self.sf], self.child()):
             st = self.wait_status("running", state="running", generation=1)

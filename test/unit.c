@@ -1065,8 +1065,31 @@ static void test_check_own_file(void **state)
 	assert_int_equal(check_own_file("--pid-file", path, false), -1);
 
 	path_in_tmp(path, sizeof(path), "status");
-	write_text(path, "pid=1\nstate=running\n");
-	assert_int_equal(check_own_file("--status-file", path, true), 0);
+	{
+		/* A status file of a hupwatch still running is someone else's: refused. */
+		pid_t live = start_idle(), dead = fork();
+		unsigned long long t = process_starttime(live);
+		char text[128];
+
+		assert_true(dead >= 0);
+		if (dead == 0)
+			_exit(0);
+		assert_int_equal(waitpid(dead, NULL, 0), dead);
+		snprintf(text, sizeof(text), "pid=%d\nstarttime=%llu\nstate=running\n", (int)dead, t);
+		write_text(path, text);
+		assert_int_equal(check_own_file("--status-file", path, true), 0); /* gone */
+		snprintf(text, sizeof(text), "pid=%d\nstarttime=%llu\nstate=running\n", (int)live, t);
+		write_text(path, text);
+		assert_int_equal(check_own_file("--status-file", path, true), -1); /* running */
+		snprintf(text, sizeof(text), "pid=%d\nstarttime=%llu\nstate=exited\n", (int)live, t);
+		write_text(path, text);
+		assert_int_equal(check_own_file("--status-file", path, true), 0); /* said it exited */
+		snprintf(text, sizeof(text), "pid=%d\nstarttime=%llu\nstate=running\n", (int)live, t + 1);
+		write_text(path, text);
+		assert_int_equal(check_own_file("--status-file", path, true), 0); /* pid reused */
+		kill(live, SIGKILL);
+		waitpid(live, NULL, 0);
+	}
 	write_text(path, "");
 	assert_int_equal(check_own_file("--status-file", path, true), 0);
 	write_text(path, "[program:app]\ncommand=hupwatch\n");
