@@ -537,6 +537,12 @@ static int parse_status(const char *buf, size_t len, struct status_info *st)
 	return have_pid && have_state ? 0 : -1;
 }
 
+/* With -n or -c a generation must signal its readiness; else the warm-up alone decides. */
+static bool awaits_signal(const struct config *c)
+{
+	return c->notify || c->ready_cmd;
+}
+
 /* ---- options ------------------------------------------------------------------------------ */
 
 static const char usage_text[] =
@@ -759,12 +765,12 @@ static int parse_options(int argc, char **argv, struct config *c)
 	}
 	if (!*c->command)
 		return free_config(c), usage_error("missing COMMAND");
-	if (!c->warmup_set && (c->notify || c->ready_cmd))
+	if (!c->warmup_set && awaits_signal(c))
 		c->warmup = 0;
-	if ((c->notify || c->ready_cmd) && c->ready_timeout > 0 && c->warmup >= c->ready_timeout)
+	if (awaits_signal(c) && c->ready_timeout > 0 && c->warmup >= c->ready_timeout)
 		return free_config(c), usage_error("--warmup-time: %.3fs can never pass within "
 						   "--ready-timeout %.3fs", seconds(c->warmup), seconds(c->ready_timeout));
-	if (seen['t'] && !c->notify && !c->ready_cmd)
+	if (seen['t'] && !awaits_signal(c))
 		logmsg(L_WARNING, "--ready-timeout has no effect without --notify or --ready-cmd");
 	if (seen['i'] && !c->ready_cmd)
 		logmsg(L_WARNING, "--ready-interval has no effect without --ready-cmd");
@@ -888,26 +894,33 @@ static int check_own_file(const char *opt, const char *path, bool status)
 	return 0;
 }
 
-/* Field 22 of /proc/PID/stat: lets --reload tell hupwatch from a process that reused its pid. */
-static unsigned long long process_starttime(pid_t pid)
+/*
+ * Field n (1-based) of /proc/PID/stat as a number, or -1 when the process is gone. comm
+ * (field 2) may hold spaces and ')', so the counting starts after its last ')'.
+ */
+static long long stat_field(pid_t pid, int n)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long t = 0;
+	char path[64], buf[1024], *p, *end;
+	long long v;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	if (read_file(path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')))
-		return 0;
-	for (int field = 2; field < 22 && p; field++)
+		return -1;
+	for (int field = 2; field < n && p; field++)
 		p = strchr(p + 1, ' ');
-	if (p) {
-		char *end;
+	if (!p)
+		return -1;
+	errno = 0;
+	v = strtoll(p + 1, &end, 10);
+	return errno || end == p + 1 || v < 0 ? -1 : v;
+}
 
-		errno = 0;
-		t = strtoull(p + 1, &end, 10);
-		if (errno || end == p + 1)
-			t = 0;
-	}
-	return t;
+/* Field 22: lets --reload tell hupwatch from a process that reused its pid. 0: unknown. */
+static unsigned long long process_starttime(pid_t pid)
+{
+	long long t = stat_field(pid, 22);
+
+	return t < 0 ? 0 : (unsigned long long)t;
 }
 
 /* Is the hupwatch that wrote st still running (and not a process that got its pid since)? */
@@ -921,18 +934,12 @@ static bool hupwatch_alive(const struct status_info *st)
 	return !st->starttime || !t || t == st->starttime;
 }
 
-/* The parent of pid, from /proc; -1 when it is gone. */
+/* The parent of pid (field 4), from /proc; -1 when it is gone. */
 static pid_t parent_of(pid_t pid)
 {
-	char path[64], buf[512], *p, *end;
-	long ppid;
+	long long ppid = stat_field(pid, 4);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	/* "pid (comm) S ppid ...": comm may hold anything, so look after the last ')'. */
-	if (read_file(path, buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ')')) || strlen(p) < 5)
-		return -1;
-	ppid = strtol(p + 4, &end, 10);
-	return end == p + 4 || ppid < 0 || ppid > INT_MAX ? -1 : (pid_t)ppid;
+	return ppid > INT_MAX ? -1 : (pid_t)ppid;
 }
 
 static bool is_descendant(pid_t pid, pid_t ancestor)
@@ -959,7 +966,7 @@ static int write_status(const char *state)
 {
 	char text[2048], reason[sizeof(hw.reload_reason)];
 	const struct config *c = &hw.cfg;
-	nsec_t wait = !(c->notify || c->ready_cmd) ? c->warmup
+	nsec_t wait = !awaits_signal(c) ? c->warmup
 		: c->ready_timeout ? c->ready_timeout : MAX_SECONDS * NSEC_PER_SEC; /* no limit */
 	int n;
 
@@ -1536,12 +1543,6 @@ static void maybe_finish(void)
 	finish(hw.exit_status);
 }
 
-/* A starting generation has settled, either way; the loop then runs a reload asked for meanwhile. */
-static void settle(void)
-{
-	write_status(run_state());
-}
-
 /*
  * Generation `number` will not become current (exec failed, it died, or it was not ready in
  * time; `running` when it is still being stopped). The old current one, if any, stays.
@@ -1569,7 +1570,7 @@ static void fail_generation(unsigned number, bool running, const char *reason, i
 			finish(status);
 		return;
 	}
-	settle();
+	write_status(run_state()); /* settled; run_pending_reload() goes on */
 }
 
 static void become_ready(struct generation *g, nsec_t t, const char *how)
@@ -1588,7 +1589,7 @@ static void become_ready(struct generation *g, nsec_t t, const char *how)
 	if (hw.reload_state == RELOAD_IN_PROGRESS)
 		hw.reload_state = RELOAD_SUCCEEDED;
 	upstream_ready();
-	settle();
+	write_status(run_state()); /* settled; run_pending_reload() goes on */
 }
 
 static void start_reload(void)
@@ -1646,7 +1647,7 @@ enum verdict { NOT_YET, READY, TIMED_OUT };
 static enum verdict judge(const struct generation *g, const struct config *c, nsec_t t, nsec_t *next,
 			  const char **how)
 {
-	bool waits_for_signal = c->notify || c->ready_cmd;
+	bool waits_for_signal = awaits_signal(c);
 	bool signalled = (!c->notify || g->notified) && (!c->ready_cmd || g->probe_ok);
 	nsec_t warm = g->spawned_at + c->warmup;
 

@@ -114,6 +114,14 @@ class AppMixin:
         except AssertionError as e:
             raise AssertionError("%s; have %r\n%s" % (e, read_status(self.status_file), self.logs()))
 
+    def assert_clean_load(self, load, reloads):
+        """Zero failed requests over `reloads` reloads, answers from several generations."""
+        self.assertEqual(load.failed, 0, "failed requests during %d reloads: %r"
+                         % (reloads, load.errors[:10]))
+        self.assertGreater(load.ok, 100)
+        self.assertGreaterEqual(len(load.generations_seen), 3,
+                                "answers from several generations: %r" % load.generations_seen)
+
     def wait_serving(self, timeout=30):
         def check():
             try:

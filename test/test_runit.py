@@ -129,10 +129,7 @@ class RunitTest(AppMixin, unittest.TestCase):
                 wait_for(lambda: load.ok >= before + 20, 20, "requests after reload %d" % k)
         finally:
             load.stop()
-        self.assertEqual(load.failed, 0, "failed requests during %d reloads: %r"
-                         % (reloads, load.errors[:10]))
-        self.assertGreater(load.ok, 100)
-        self.assertGreaterEqual(len(load.generations_seen), 3, load.generations_seen)
+        self.assert_clean_load(load, reloads)
         # Every replaced gunicorn got TERM and drained gracefully (exit 0), none was killed.
         for k in range(1, reloads + 1):
             pat = re.compile(r"info: gen %d pid \d+ exited with status 0 after draining" % k)
