@@ -2,8 +2,28 @@
  * hupwatch - run a server and replace it with a fresh copy on SIGHUP, losing nothing.
  *
  * One process, one loop: signals arrive through a signalfd, readiness through a private notify
- * socket, and the loop sleeps in ppoll() until the nearest deadline (none while idle).
- * Every spawn is a generation: STARTING -> CURRENT -> STOPPING -> gone.
+ * socket, exec reports through a pipe per spawn, and the loop sleeps in ppoll() until the
+ * nearest deadline (none while idle). Every spawn is a generation:
+ *
+ *   STARTING --ready--> CURRENT --replaced--> STOPPING --its whole process group gone--> (freed)
+ *   STARTING --exec failed, died, not ready in time--> FAILED --group gone--> (freed)
+ *
+ * The sections, in the order they depend on each other (no forward declarations):
+ *   types and state     the configuration, the generation record, the one global `hw`
+ *   helpers             clock, log lines, signal names, exit statuses
+ *   parsing             durations, signals, addresses, sd_notify datagrams
+ *   status format       the status file's fields: one table drives writing and reading
+ *   options             the command line, and which options need which
+ *   files and procs     atomic writes, safe reads, our own files, /proc look-ups
+ *   upstream            sd_notify to the service manager above us
+ *   sockets             the listening sockets held for every generation
+ *   generations         spawn, the one state writer, stopping, the end of a process group
+ *   readiness           judge(), the ready command
+ *   lifecycle           hupwatch's own states: reload, shut down, exit
+ *   events              handlers named by the state they handle, reaping, signals, notify
+ *   set-up, loop        everything before the loop, and the loop
+ *   reload client       hupwatch --reload
+ *   main
  *
  * SPDX-License-Identifier: MIT
  */
@@ -51,10 +71,23 @@
 
 typedef int64_t nsec_t;
 #define NSEC_PER_SEC INT64_C(1000000000)
-#define NEVER INT64_MAX
+#define NEVER INT64_MAX /* a deadline that never comes; as a limit: none */
 #define MAX_SECONDS INT64_C(1000000000)
 
+/*
+ * A generation that never became ready has no connections to drain, and nothing may wait on it
+ * forever: without a stop timeout it gets this long before SIGKILL. The same bounds the drains
+ * that are left when hupwatch exits because its current generation died (-k).
+ */
+#define FAILED_STOP_GRACE (5 * NSEC_PER_SEC)
+/* After SIGKILL a process goes at once, unless it is stuck in the kernel: wait no longer. */
+#define KILL_GRACE (2 * NSEC_PER_SEC)
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 extern char **environ;
+
+/* ---- types and state ---------------------------------------------------------------------- */
 
 enum level { L_DEBUG, L_INFO, L_WARNING, L_ERROR };
 
@@ -64,10 +97,10 @@ struct config {
 	bool notify;
 	const char *ready_cmd;
 	nsec_t ready_interval;
-	nsec_t ready_timeout;
+	nsec_t ready_timeout; /* NEVER: no limit (-t 0) */
 	bool ready_timeout_set;
 	int stop_signal;
-	nsec_t stop_timeout;
+	nsec_t stop_timeout; /* NEVER: no limit (-T 0) */
 	bool kill_at_exit;
 	const char **listen;
 	size_t nlisten;
@@ -78,22 +111,37 @@ struct config {
 	bool reload;
 	enum level level;
 	char **command;
+	bool seen[128]; /* which options were given */
 };
 
-enum gen_state { GEN_STARTING, GEN_CURRENT, GEN_STOPPING };
+enum gen_state { GEN_STARTING, GEN_CURRENT, GEN_STOPPING, GEN_FAILED };
+static const char *const gen_state_names[] = { "starting", "current", "stopping", "failed" };
+
+/* A limit on log lines of one kind: at most `burst` a second, then one line counting the rest. */
+struct ratelimit {
+	nsec_t window;
+	unsigned logged, suppressed;
+	enum level level; /* of the line that counts what was left out */
+	char what[32];    /* what it counts */
+};
 
 struct generation {
 	unsigned number;
 	pid_t pid; /* also its process group id */
 	enum gen_state state;
 	nsec_t spawned_at;
-	nsec_t stop_at;
-	bool killed;   /* SIGKILL sent to its group */
-	bool failed;   /* being stopped because it never became ready */
-	bool notified; /* READY=1 received */
+	nsec_t stop_at;   /* when it was asked to stop */
+	nsec_t kill_at;   /* SIGKILL to its group then (NEVER: no limit) */
+	bool killed;      /* SIGKILL sent to its group */
+	int exec_fd;      /* the exec report pipe until exec is confirmed, else -1 */
+	char *dir;        /* the directory it runs in, as the child resolved it before exec */
+	bool main_exited; /* its main process is reaped; the rest of its group may live on */
+	int main_status;  /* its wait status, once main_exited */
+	bool notified;    /* READY=1 received */
 	bool probe_ok;
 	pid_t probe_pid;
 	nsec_t probe_next;
+	struct ratelimit status_lines;
 	struct generation *next;
 };
 
@@ -104,8 +152,15 @@ struct listener {
 	char *unix_path;
 };
 
+/* hupwatch's own lifecycle, as the status file's state= shows it. */
+enum hw_state { HW_STARTING, HW_RUNNING, HW_STOPPING, HW_EXITED };
+static const char *const hw_state_names[] = { "starting", "running", "stopping", "exited" };
+
 enum reload_state { RELOAD_NONE, RELOAD_IN_PROGRESS, RELOAD_SUCCEEDED, RELOAD_FAILED };
 static const char *const reload_state_names[] = { "none", "in-progress", "succeeded", "failed" };
+
+/* Why hupwatch shuts down: a signal asks for a graceful stop; a dead service cuts drains short. */
+enum shutdown_cause { BY_SIGNAL, SERVICE_DOWN };
 
 /* A parsed --listen ADDRESS. */
 struct address {
@@ -122,54 +177,54 @@ struct notify_msg {
 	char status[256];
 };
 
-/* The status file as read back by --reload. */
-struct status_info {
-	long pid;
-	unsigned long long starttime;
-	char state[16];
-	unsigned generation;
-	long generation_pid;
-	nsec_t ready_wait;
-	unsigned reload;
-	char reload_state[16];
-	unsigned reload_generation;
-	nsec_t reload_started;
-	char reload_reason[256];
-	int exit_status;
-};
-
 static struct {
 	struct config cfg;
-	struct generation *gens;
-	struct generation *current;
-	struct generation *starting; /* at most one */
+	enum hw_state state;
+	struct generation *gens; /* newest first */
 	unsigned last_number;
 	int sigfd;
-	int notify_fd;
-	char notify_name[64]; /* "@hupwatch/..." as given in NOTIFY_SOCKET */
-	int upstream_fd;
-	struct sockaddr_un upstream;
-	socklen_t upstream_len;
-	struct listener *listeners;
-	size_t nlisteners;
-	char *fdnames; /* LISTEN_FDNAMES for every generation */
 	char *workdir;
-	bool reload_pending;
-	unsigned reloads;
-	enum reload_state reload_state;
-	unsigned reload_generation;
-	nsec_t reload_started;
-	char reload_reason[320];
-	bool shutting_down;
-	struct generation *final_gen; /* whose status hupwatch exits with after a -k shutdown */
-	int exit_status;
-	int orphan_status; /* status of a current generation that died while a replacement started */
 	unsigned long long starttime;
-	bool pid_file_written;
-	bool status_written;
-} hw = { .sigfd = -1, .notify_fd = -1, .upstream_fd = -1, .orphan_status = -1 };
+	bool status_dirty; /* the status file is behind: the loop writes it before it sleeps */
+	struct {
+		bool pending;     /* a SIGHUP came while a generation was starting */
+		unsigned requests; /* SIGHUPs taken; --reload matches its own by this count */
+		unsigned count;   /* reloads started */
+		unsigned covers;  /* the requests the latest reload answers: all up to this one */
+		enum reload_state state;
+		unsigned generation;
+		nsec_t started;
+		char reason[320];
+	} reload;
+	struct {
+		struct listener *list;
+		size_t n;
+		char *fdnames; /* LISTEN_FDNAMES for every generation */
+	} sock;
+	struct {
+		int fd;
+		char name[64]; /* "@hupwatch/..." as given in NOTIFY_SOCKET */
+		struct ratelimit drops;
+	} notify;
+	struct {
+		int fd;
+		struct sockaddr_un addr;
+		socklen_t len;
+	} upstream;
+	struct {
+		bool pid_written;
+		bool status_written;
+		int lock_fd; /* held for hupwatch's life: one hupwatch per status file */
+	} files;
+	struct {
+		int status;                   /* what hupwatch exits with */
+		struct generation *final_gen; /* whose status that becomes, after a -k shutdown */
+		bool lost_current;            /* the current generation died while a replacement started */
+		int lost_status;              /* its status, which hupwatch exits with if that one fails */
+	} exit;
+} hw = { .sigfd = -1, .notify = { .fd = -1 }, .upstream = { .fd = -1 }, .files = { .lock_fd = -1 } };
 
-/* ---- small helpers ------------------------------------------------------------------------ */
+/* ---- helpers ------------------------------------------------------------------------------ */
 
 static nsec_t now(void)
 {
@@ -184,26 +239,73 @@ static double seconds(nsec_t ns)
 	return (double)ns / (double)NSEC_PER_SEC;
 }
 
+/* Copy at most n bytes of src, up to a NUL, as one printable line: control characters become '?'. */
+static void copy_printable(char *dst, size_t size, const char *src, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < size - 1 && src[i]; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[i] = src[i];
+		if (c < 0x20 || c == 0x7f)
+			dst[i] = '?';
+	}
+	dst[i] = '\0';
+}
+
+/* One line per event. What a generation or a command line put in it cannot start a line of its own. */
 static void logmsg(enum level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logmsg(enum level level, const char *fmt, ...)
 {
 	static const char *const names[] = { "debug", "info", "warning", "error" };
-	char buf[1024];
+	char text[1024], buf[1100];
 	va_list ap;
 	int n;
 
 	if (level < hw.cfg.level)
 		return;
-	n = snprintf(buf, sizeof(buf), "hupwatch[%d]: %s: ", (int)getpid(), names[level]);
 	va_start(ap, fmt);
-	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	(void)vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (n >= (int)sizeof(buf))
-		n = (int)sizeof(buf) - 1;
+	n = snprintf(buf, sizeof(buf), "hupwatch[%d]: %s: ", (int)getpid(), names[level]);
+	copy_printable(buf + n, sizeof(buf) - (size_t)n - 1, text, sizeof(text));
+	n += (int)strlen(buf + n);
 	buf[n++] = '\n';
 	/* One write per line, so lines never interleave with the children's output. */
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
 		return;
+}
+
+/*
+ * May a line of this kind be logged at t? At most 10 a second; when a burst was cut, the count of
+ * what was left out is logged once its second is over (ratelimit_due() tells the loop when).
+ */
+static bool ratelimit_allow(struct ratelimit *r, nsec_t t)
+{
+	if (t - r->window >= NSEC_PER_SEC) {
+		if (r->suppressed)
+			logmsg(r->level, "%u more %s lines not logged", r->suppressed, r->what);
+		r->window = t;
+		r->logged = r->suppressed = 0;
+	}
+	if (r->logged < 10) {
+		r->logged++;
+		return true;
+	}
+	r->suppressed++;
+	return false;
+}
+
+static nsec_t ratelimit_due(const struct ratelimit *r)
+{
+	return r->suppressed ? r->window + NSEC_PER_SEC : NEVER;
+}
+
+static void ratelimit_flush(struct ratelimit *r, nsec_t t)
+{
+	if (r->suppressed && t >= ratelimit_due(r))
+		(void)ratelimit_allow(r, t);
 }
 
 static void *xmalloc(size_t n)
@@ -244,7 +346,7 @@ static const char *signame(int sig)
 {
 	static char buf[32];
 
-	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+	for (size_t i = 0; i < COUNT(signals); i++)
 		if (signals[i].number == sig) {
 			snprintf(buf, sizeof(buf), "SIG%s", signals[i].name);
 			return buf;
@@ -275,44 +377,34 @@ static void describe_status(int wstatus, char *buf, size_t size)
 		snprintf(buf, size, "exited with status %d", exit_code(wstatus));
 }
 
-/* Copy at most n bytes of src, up to a NUL, as one printable line: control characters become '?'. */
-static void copy_printable(char *dst, size_t size, const char *src, size_t n)
+/* A limit as the user wrote it: 0 means none. */
+static nsec_t limit_of(nsec_t d)
 {
-	size_t i;
-
-	for (i = 0; i < n && i < size - 1 && src[i]; i++) {
-		unsigned char c = (unsigned char)src[i];
-
-		dst[i] = src[i];
-		if (c < 0x20 || c == 0x7f)
-			dst[i] = '?';
-	}
-	dst[i] = '\0';
+	return d == 0 ? NEVER : d;
 }
 
 /* ---- parsing ------------------------------------------------------------------------------ */
 
-/* A non-negative decimal number of seconds ("1", "0.25", ".5"), at most MAX_SECONDS. */
+/*
+ * A non-negative decimal number of seconds ("1", "0.25", ".5"), at most MAX_SECONDS, with at
+ * most 9 decimals: hupwatch counts nanoseconds, and a finer value would silently become another.
+ */
 static int parse_duration(const char *s, nsec_t *out)
 {
 	nsec_t sec = 0, frac = 0, scale = NSEC_PER_SEC / 10;
-	bool digits = false, big = false;
+	size_t int_digits = 0, decimals = 0;
 	const char *p = s;
 
-	for (; *p >= '0' && *p <= '9'; p++) {
-		digits = true;
-		if (sec > MAX_SECONDS)
-			big = true;
-		else
+	for (; *p >= '0' && *p <= '9'; p++, int_digits++)
+		if (sec <= MAX_SECONDS)
 			sec = sec * 10 + (*p - '0');
-	}
 	if (*p == '.')
-		for (p++; *p >= '0' && *p <= '9'; p++) {
-			digits = true;
+		for (p++; *p >= '0' && *p <= '9'; p++, decimals++) {
 			frac += (*p - '0') * scale;
 			scale /= 10;
 		}
-	if (!digits || *p || big || sec > MAX_SECONDS || (sec == MAX_SECONDS && frac))
+	if (int_digits + decimals == 0 || *p || decimals > 9 || sec > MAX_SECONDS ||
+	    (sec == MAX_SECONDS && frac))
 		return -1;
 	*out = sec * NSEC_PER_SEC + frac;
 	return 0;
@@ -335,10 +427,21 @@ static int parse_signal(const char *s)
 	}
 	if (strncasecmp(name, "SIG", 3) == 0)
 		name += 3;
-	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+	for (size_t i = 0; i < COUNT(signals); i++)
 		if (strcasecmp(name, signals[i].name) == 0)
 			return signals[i].number;
 	return -1;
+}
+
+/* Signals whose default action stops, continues or is ignored: a process they are sent to goes on. */
+static bool cannot_end_process(int sig)
+{
+	static const int harmless[] = { SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT, SIGCHLD, SIGURG, SIGWINCH };
+
+	for (size_t i = 0; i < COUNT(harmless); i++)
+		if (harmless[i] == sig)
+			return true;
+	return false;
 }
 
 static int parse_port(const char *s, char *out)
@@ -359,6 +462,33 @@ static int parse_port(const char *s, char *out)
 	return 0;
 }
 
+static int parse_unix_address(const char *path, struct address *a)
+{
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(a->path))
+		return -1;
+	a->family = AF_UNIX;
+	memcpy(a->path, path, len + 1);
+	return 0;
+}
+
+/* [IPV6]:PORT */
+static int parse_ipv6_address(const char *s, struct address *a)
+{
+	const char *close = strchr(s, ']');
+	size_t hostlen;
+
+	if (!close || close[1] != ':' || close == s + 1)
+		return -1;
+	hostlen = (size_t)(close - s - 1);
+	if (hostlen >= sizeof(a->host))
+		return -1;
+	a->family = AF_INET6;
+	memcpy(a->host, s + 1, hostlen);
+	return parse_port(close + 2, a->port);
+}
+
 /* PORT, HOST:PORT, [IPV6]:PORT or unix:PATH. */
 static int parse_address(const char *s, struct address *a)
 {
@@ -366,27 +496,10 @@ static int parse_address(const char *s, struct address *a)
 	size_t hostlen;
 
 	memset(a, 0, sizeof(*a));
-	if (strncmp(s, "unix:", 5) == 0) {
-		size_t len = strlen(s + 5);
-
-		if (len == 0 || len >= sizeof(a->path))
-			return -1;
-		a->family = AF_UNIX;
-		memcpy(a->path, s + 5, len + 1);
-		return 0;
-	}
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (!close || close[1] != ':' || close == s + 1)
-			return -1;
-		hostlen = (size_t)(close - s - 1);
-		if (hostlen >= sizeof(a->host))
-			return -1;
-		a->family = AF_INET6;
-		memcpy(a->host, s + 1, hostlen);
-		return parse_port(close + 2, a->port);
-	}
+	if (strncmp(s, "unix:", 5) == 0)
+		return parse_unix_address(s + 5, a);
+	if (s[0] == '[')
+		return parse_ipv6_address(s, a);
 	colon = strrchr(s, ':');
 	if (!colon) {
 		a->family = AF_INET;
@@ -402,24 +515,38 @@ static int parse_address(const char *s, struct address *a)
 	return parse_port(colon + 1, a->port);
 }
 
-/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
+/* The length of the UTF-8 sequence that lead byte c starts, 0 if it starts none. */
+static size_t utf8_length(unsigned char c)
+{
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0)
+		return 2;
+	if ((c & 0xf0) == 0xe0)
+		return 3;
+	return (c & 0xf8) == 0xf0 ? 4 : 0;
+}
+
+/* RFC 3629: one sequence of n bytes, no overlong form, no surrogate, nothing above U+10FFFF. */
+static bool valid_utf8_sequence(const unsigned char *p, size_t n)
+{
+	static const uint32_t least[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	uint32_t cp = n == 1 ? p[0] : (uint32_t)(p[0] & (0x7f >> n));
+
+	for (size_t k = 1; k < n; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return false;
+		cp = (cp << 6) | (p[k] & 0x3f);
+	}
+	return cp >= least[n] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+}
+
 static bool valid_utf8(const unsigned char *p, size_t len)
 {
 	for (size_t i = 0; i < len;) {
-		unsigned char c = p[i];
-		size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-		uint32_t cp;
+		size_t n = utf8_length(p[i]);
 
-		if (n == 0 || i + n > len)
-			return false;
-		cp = n == 1 ? c : (uint32_t)(c & (0x7f >> n));
-		for (size_t k = 1; k < n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		if (n == 0 || i + n > len || !valid_utf8_sequence(p + i, n))
 			return false;
 		i += n;
 	}
@@ -466,13 +593,167 @@ static int parse_number(const char *s, long long max, long long *out)
 	return 0;
 }
 
-/* The status file written by write_status(); 0 when it has at least pid= and state=. */
+/* With -n or -c a generation must send a readiness message or pass a check; else the warm-up decides. */
+static bool awaits_readiness(const struct config *c)
+{
+	return c->notify || c->ready_cmd;
+}
+
+/* ---- status format ------------------------------------------------------------------------ */
+
+/*
+ * The status file: key=value lines, pid= first. hupwatch writes it at every change of state;
+ * --reload, deploy scripts and a restarted hupwatch read it. One table below drives both
+ * directions, so a new key is one line there and one member here. Readers ignore keys they do
+ * not know, and a key that is missing reads as 0 (or absent), so older files still parse.
+ */
+struct status_info {
+	long pid;
+	unsigned long long starttime;
+	int state; /* enum hw_state */
+	unsigned generation;
+	long generation_pid;
+	nsec_t ready_wait; /* how long a generation may take to become ready; NEVER: no limit */
+	unsigned requests; /* reload requests (SIGHUPs) taken so far */
+	unsigned reload;
+	int reload_state; /* enum reload_state */
+	unsigned reload_generation;
+	unsigned reload_covers; /* the latest reload answers requests up to this one */
+	nsec_t reload_started;  /* CLOCK_MONOTONIC of hupwatch: for people, not for other processes */
+	char reload_reason[256];
+	int exit_status; /* -1: not exited */
+};
+
+enum field_type { F_PID, F_LONG, F_ULL, F_UINT, F_DURATION, F_TIMESTAMP, F_TEXT, F_ENUM, F_EXIT };
+
+struct status_field {
+	const char *key;
+	enum field_type type;
+	size_t offset;
+	const char *const *names; /* F_ENUM: its names, index = value */
+	size_t nnames;
+};
+
+#define FIELD(key, type) { #key, type, offsetof(struct status_info, key), NULL, 0 }
+#define ENUM_FIELD(key, names) { #key, F_ENUM, offsetof(struct status_info, key), names, COUNT(names) }
+static const struct status_field status_fields[] = {
+	FIELD(pid, F_PID),
+	FIELD(starttime, F_ULL),
+	ENUM_FIELD(state, hw_state_names),
+	FIELD(generation, F_UINT),
+	FIELD(generation_pid, F_LONG),
+	FIELD(ready_wait, F_DURATION),
+	FIELD(requests, F_UINT),
+	FIELD(reload, F_UINT),
+	ENUM_FIELD(reload_state, reload_state_names),
+	FIELD(reload_generation, F_UINT),
+	FIELD(reload_covers, F_UINT),
+	FIELD(reload_started, F_TIMESTAMP),
+	FIELD(reload_reason, F_TEXT),
+	FIELD(exit_status, F_EXIT),
+};
+#undef FIELD
+#undef ENUM_FIELD
+
+/* SECONDS.NANOSECONDS of CLOCK_MONOTONIC, which has no upper bound here (time namespaces). */
+static int parse_timestamp(const char *s, nsec_t *out)
+{
+	const char *dot = strchr(s, '.');
+	long long sec, ns;
+
+	if (!dot || strlen(dot + 1) != 9 || strspn(s, "0123456789") != (size_t)(dot - s) || dot == s)
+		return -1;
+	if (parse_number(dot + 1, NSEC_PER_SEC - 1, &ns))
+		return -1;
+	errno = 0;
+	sec = strtoll(s, NULL, 10);
+	if (errno || sec > (INT64_MAX - ns) / NSEC_PER_SEC)
+		return -1;
+	*out = sec * NSEC_PER_SEC + ns;
+	return 0;
+}
+
+static int parse_enum(const char *val, const struct status_field *f, int *out)
+{
+	for (size_t i = 0; i < f->nnames; i++)
+		if (strcmp(val, f->names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	return -1;
+}
+
+static int parse_field(const struct status_field *f, const char *val, struct status_info *st)
+{
+	void *p = (char *)st + f->offset;
+	long long n = 0;
+	int bad = 0;
+
+	switch (f->type) {
+	case F_PID:
+	case F_LONG:
+		bad = parse_number(val, INT_MAX, &n) || (f->type == F_PID && n < 1);
+		*(long *)p = (long)n;
+		return bad;
+	case F_ULL:
+		bad = parse_number(val, LLONG_MAX, &n);
+		*(unsigned long long *)p = (unsigned long long)n;
+		return bad;
+	case F_UINT:
+		bad = parse_number(val, UINT_MAX, &n);
+		*(unsigned *)p = (unsigned)n;
+		return bad;
+	case F_DURATION:
+		bad = parse_duration(val, p);
+		if (!bad && *(nsec_t *)p >= MAX_SECONDS * NSEC_PER_SEC)
+			*(nsec_t *)p = NEVER;
+		return bad;
+	case F_TIMESTAMP:
+		return parse_timestamp(val, p);
+	case F_TEXT:
+		copy_printable(p, sizeof(st->reload_reason), val, SIZE_MAX);
+		return 0;
+	case F_ENUM:
+		return parse_enum(val, f, p);
+	case F_EXIT:
+		bad = parse_number(val, 255, &n);
+		*(int *)p = (int)n;
+		return bad;
+	}
+	return -1;
+}
+
+static const struct status_field *status_field(const char *key)
+{
+	for (size_t i = 0; i < COUNT(status_fields); i++)
+		if (strcmp(key, status_fields[i].key) == 0)
+			return &status_fields[i];
+	return NULL;
+}
+
+/* One key=value line (NUL-terminated, modified in place); unknown keys are skipped. */
+static int parse_status_line(char *line, struct status_info *st, unsigned *have)
+{
+	char *eq = strchr(line, '=');
+	const struct status_field *f;
+
+	if (!eq)
+		return -1;
+	*eq = '\0';
+	f = status_field(line);
+	if (!f)
+		return 0;
+	if (f->offset == offsetof(struct status_info, pid) || f->offset == offsetof(struct status_info, state))
+		*have |= f->offset == offsetof(struct status_info, pid) ? 1U : 2U;
+	return parse_field(f, eq + 1, st);
+}
+
+/* 0 when buf is a status file with at least pid= (first) and state=. */
 static int parse_status(const char *buf, size_t len, struct status_info *st)
 {
 	char line[512];
 	const char *p = buf, *end = buf + len;
-	bool have_pid = false, have_state = false;
-	long long n = 0;
+	unsigned have = 0;
 
 	memset(st, 0, sizeof(*st));
 	st->exit_status = -1;
@@ -480,67 +761,61 @@ static int parse_status(const char *buf, size_t len, struct status_info *st)
 		return -1;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n_line = (size_t)((nl ? nl : end) - p);
-		char *eq, *key, *val;
-		int bad = 0;
+		size_t n = (size_t)((nl ? nl : end) - p);
 
-		if (n_line >= sizeof(line))
+		if (n >= sizeof(line))
 			return -1;
-		memcpy(line, p, n_line);
-		line[n_line] = '\0';
-		p += n_line + 1;
-		if (n_line == 0)
-			continue;
-		eq = strchr(line, '=');
-		if (!eq)
-			return -1;
-		*eq = '\0';
-		key = line;
-		val = eq + 1;
-		if (strcmp(key, "pid") == 0) {
-			bad = parse_number(val, INT_MAX, &n) || n < 1;
-			st->pid = (long)n;
-			have_pid = !bad;
-		} else if (strcmp(key, "starttime") == 0) {
-			bad = parse_number(val, LLONG_MAX, &n);
-			st->starttime = (unsigned long long)n;
-		} else if (strcmp(key, "state") == 0) {
-			copy_printable(st->state, sizeof(st->state), val, SIZE_MAX);
-			have_state = true;
-		} else if (strcmp(key, "generation") == 0) {
-			bad = parse_number(val, UINT_MAX, &n);
-			st->generation = (unsigned)n;
-		} else if (strcmp(key, "generation_pid") == 0) {
-			bad = parse_number(val, INT_MAX, &n);
-			st->generation_pid = (long)n;
-		} else if (strcmp(key, "ready_wait") == 0) {
-			bad = parse_duration(val, &st->ready_wait);
-		} else if (strcmp(key, "reload") == 0) {
-			bad = parse_number(val, UINT_MAX, &n);
-			st->reload = (unsigned)n;
-		} else if (strcmp(key, "reload_state") == 0) {
-			copy_printable(st->reload_state, sizeof(st->reload_state), val, SIZE_MAX);
-		} else if (strcmp(key, "reload_generation") == 0) {
-			bad = parse_number(val, UINT_MAX, &n);
-			st->reload_generation = (unsigned)n;
-		} else if (strcmp(key, "reload_started") == 0) {
-			bad = parse_duration(val, &st->reload_started);
-		} else if (strcmp(key, "reload_reason") == 0) {
-			copy_printable(st->reload_reason, sizeof(st->reload_reason), val, SIZE_MAX);
-		} else if (strcmp(key, "exit_status") == 0) {
-			bad = parse_number(val, 255, &n);
-			st->exit_status = (int)n;
-		}
-		if (bad)
+		memcpy(line, p, n);
+		line[n] = '\0';
+		p += n + 1;
+		if (n > 0 && parse_status_line(line, st, &have))
 			return -1;
 	}
-	return have_pid && have_state ? 0 : -1;
+	return have == 3 ? 0 : -1;
 }
 
-/* With -n or -c a generation must signal its readiness; else the warm-up alone decides. */
-static bool awaits_signal(const struct config *c)
+/* key=value\n for one field into buf; returns the length, or 0 for a field left out. */
+static int format_field(const struct status_field *f, const struct status_info *st, char *buf, size_t size)
 {
-	return c->notify || c->ready_cmd;
+	const void *p = (const char *)st + f->offset;
+	nsec_t d;
+
+	switch (f->type) {
+	case F_PID:
+	case F_LONG:
+		return snprintf(buf, size, "%s=%ld\n", f->key, *(const long *)p);
+	case F_ULL:
+		return snprintf(buf, size, "%s=%llu\n", f->key, *(const unsigned long long *)p);
+	case F_UINT:
+		return snprintf(buf, size, "%s=%u\n", f->key, *(const unsigned *)p);
+	case F_DURATION:
+		d = *(const nsec_t *)p;
+		return snprintf(buf, size, "%s=%.3f\n", f->key, seconds(d == NEVER ? MAX_SECONDS * NSEC_PER_SEC : d));
+	case F_TIMESTAMP:
+		d = *(const nsec_t *)p;
+		return snprintf(buf, size, "%s=%" PRId64 ".%09" PRId64 "\n", f->key, d / NSEC_PER_SEC, d % NSEC_PER_SEC);
+	case F_TEXT:
+		return snprintf(buf, size, "%s=%s\n", f->key, (const char *)p);
+	case F_ENUM:
+		return snprintf(buf, size, "%s=%s\n", f->key, f->names[*(const int *)p]);
+	case F_EXIT:
+		return *(const int *)p < 0 ? 0 : snprintf(buf, size, "%s=%d\n", f->key, *(const int *)p);
+	}
+	return 0;
+}
+
+/* The whole file; the text fields were made printable when st was filled. */
+static void format_status(const struct status_info *st, char *buf, size_t size)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < COUNT(status_fields) && at < size; i++) {
+		int n = format_field(&status_fields[i], st, buf + at, size - at);
+
+		if (n > 0)
+			at += (size_t)n;
+	}
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -609,6 +884,9 @@ static const struct option long_options[] = {
 };
 #define SHORT_OPTIONS "+w:nc:i:t:s:T:kl:b:d:p:S:RvqhV"
 
+/* The options --reload takes; the rest belong to a running hupwatch. */
+#define RELOAD_OPTIONS "RStvq"
+
 static const char *long_name(int c)
 {
 	for (const struct option *o = long_options; o->name; o++)
@@ -637,147 +915,215 @@ static void free_config(struct config *c)
 	c->nlisten = 0;
 }
 
+static int duration_arg(int opt, const char *arg, nsec_t *out)
+{
+	if (parse_duration(arg, out))
+		return usage_error("--%s: invalid duration '%s'", long_name(opt), arg);
+	return 0;
+}
+
+/* A timeout where 0 means no limit. */
+static int limit_arg(int opt, const char *arg, nsec_t *out)
+{
+	if (duration_arg(opt, arg, out))
+		return EXIT_FAILURE_OWN;
+	*out = limit_of(*out);
+	return 0;
+}
+
+static int interval_arg(const char *arg, nsec_t *out)
+{
+	if (duration_arg('i', arg, out))
+		return EXIT_FAILURE_OWN;
+	if (*out == 0)
+		return usage_error("--ready-interval: must be more than 0, not '%s'", arg);
+	return 0;
+}
+
+static int signal_arg(const char *arg, int *out)
+{
+	*out = parse_signal(arg);
+	if (*out < 0)
+		return usage_error("--stop-signal: unknown signal '%s'", arg);
+	if (cannot_end_process(*out))
+		return usage_error("--stop-signal: %s does not end a process", signame(*out));
+	return 0;
+}
+
+static int listen_arg(struct config *c, const char *arg)
+{
+	const char **grown;
+	struct address addr;
+
+	if (parse_address(arg, &addr))
+		return usage_error("--listen: invalid address '%s'", arg);
+	grown = realloc(c->listen, (c->nlisten + 1) * sizeof(*c->listen));
+	if (!grown)
+		return usage_error("out of memory");
+	c->listen = grown;
+	c->listen[c->nlisten++] = arg;
+	return 0;
+}
+
+static int backlog_arg(const char *arg, int *out)
+{
+	long long n;
+
+	if (parse_number(arg, 1000000, &n) || n < 1)
+		return usage_error("--backlog: invalid number '%s'", arg);
+	*out = (int)n;
+	return 0;
+}
+
+static int nonempty_arg(int opt, const char *arg, const char *what, const char **out)
+{
+	if (!*arg)
+		return usage_error("--%s: empty %s", long_name(opt), what);
+	*out = arg;
+	return 0;
+}
+
+/* One option into *c: 0, -1 after --help or --version, or EXIT_FAILURE_OWN after a usage error. */
+static int set_option(struct config *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'w':
+		c->warmup_set = true;
+		return duration_arg(opt, arg, &c->warmup);
+	case 'n':
+		c->notify = true;
+		return 0;
+	case 'c':
+		return nonempty_arg(opt, arg, "command", &c->ready_cmd);
+	case 'i':
+		return interval_arg(arg, &c->ready_interval);
+	case 't':
+		c->ready_timeout_set = true;
+		return limit_arg(opt, arg, &c->ready_timeout);
+	case 's':
+		return signal_arg(arg, &c->stop_signal);
+	case 'T':
+		return limit_arg(opt, arg, &c->stop_timeout);
+	case 'k':
+		c->kill_at_exit = true;
+		return 0;
+	case 'l':
+		return listen_arg(c, arg);
+	case 'b':
+		return backlog_arg(arg, &c->backlog);
+	case 'd':
+		return nonempty_arg(opt, arg, "directory name", &c->chdir);
+	case 'p':
+		return nonempty_arg(opt, arg, "file name", &c->pid_file);
+	case 'S':
+		return nonempty_arg(opt, arg, "file name", &c->status_file);
+	case 'R':
+		c->reload = true;
+		return 0;
+	case 'v':
+		c->level = L_DEBUG;
+		return 0;
+	case 'q':
+		c->level = L_ERROR;
+		return 0;
+	case 'h':
+		fputs(usage_text, stdout);
+		return -1;
+	case 'V':
+		puts("hupwatch " VERSION);
+		return -1;
+	default: /* getopt has named the option */
+		fputs("Try 'hupwatch --help' for more information.\n", stderr);
+		return EXIT_FAILURE_OWN;
+	}
+}
+
+static int check_reload_config(const struct config *c)
+{
+	for (int i = 1; i < 128; i++)
+		if (c->seen[i] && !strchr(RELOAD_OPTIONS, i))
+			return usage_error("--reload: cannot be combined with --%s", long_name(i));
+	if (!c->status_file)
+		return usage_error("--reload: needs --status-file FILE");
+	if (*c->command)
+		return usage_error("--reload: takes no COMMAND ('%s')", *c->command);
+	return 0;
+}
+
+static bool has_ready_cmd(const struct config *c)
+{
+	return c->ready_cmd;
+}
+
+static bool has_listen(const struct config *c)
+{
+	return c->nlisten > 0;
+}
+
+/* Options that do nothing unless another is given too: a warning, not an error. */
+static const struct {
+	int opt;
+	bool (*acts)(const struct config *);
+	const char *without;
+} needs[] = {
+	{ 't', awaits_readiness, "--notify or --ready-cmd" },
+	{ 'i', has_ready_cmd, "--ready-cmd" },
+	{ 'b', has_listen, "--listen" },
+};
+
+/* The options as a whole, once each was valid on its own. */
+static int check_config(struct config *c)
+{
+	if (c->reload)
+		return check_reload_config(c);
+	if (!*c->command)
+		return usage_error("missing COMMAND");
+	if (!c->warmup_set && awaits_readiness(c))
+		c->warmup = 0;
+	if (awaits_readiness(c) && c->warmup >= c->ready_timeout)
+		return usage_error("--warmup-time: %.3fs can never pass within --ready-timeout %.3fs",
+				   seconds(c->warmup), seconds(c->ready_timeout));
+	for (size_t i = 0; i < COUNT(needs); i++)
+		if (c->seen[needs[i].opt] && !needs[i].acts(c))
+			logmsg(L_WARNING, "--%s has no effect without %s", long_name(needs[i].opt), needs[i].without);
+	return 0;
+}
+
 /*
  * Fills *c from argv. Returns 0 to go on, -1 when --help or --version was printed (exit 0),
  * or EXIT_FAILURE_OWN after printing a usage error.
  */
 static int parse_options(int argc, char **argv, struct config *c)
 {
-	bool seen[128] = { false };
-	struct address addr;
-	long long n;
-	int opt;
+	int opt, rc = 0;
 
 	*c = (struct config){
 		.warmup = NSEC_PER_SEC,
 		.ready_interval = NSEC_PER_SEC / 5,
 		.ready_timeout = 60 * NSEC_PER_SEC,
 		.stop_signal = SIGTERM,
+		.stop_timeout = NEVER,
 		.backlog = SOMAXCONN,
 		.level = L_INFO,
 	};
 	if (argc < 1) /* an empty argv (possible before Linux 5.18) */
 		return usage_error("missing COMMAND");
 	optind = 0; /* glibc: start afresh (unit tests parse many times) */
-	while ((opt = getopt_long(argc, argv, SHORT_OPTIONS, long_options, NULL)) != -1) {
+	while (rc == 0 && (opt = getopt_long(argc, argv, SHORT_OPTIONS, long_options, NULL)) != -1) {
 		if (opt > 0 && opt < 128)
-			seen[opt] = true;
-		switch (opt) {
-		case 'w':
-		case 'i':
-		case 't':
-		case 'T': {
-			nsec_t d;
-
-			if (parse_duration(optarg, &d))
-				return free_config(c), usage_error("--%s: invalid duration '%s'", long_name(opt),
-								   optarg);
-			if (opt == 'w')
-				c->warmup = d, c->warmup_set = true;
-			else if (opt == 'i') {
-				if (d == 0)
-					return free_config(c), usage_error("--ready-interval: must be more than 0, "
-						"not '%s'", optarg);
-				c->ready_interval = d;
-			} else if (opt == 't')
-				c->ready_timeout = d, c->ready_timeout_set = true;
-			else
-				c->stop_timeout = d;
-			break;
-		}
-		case 'n':
-			c->notify = true;
-			break;
-		case 'c':
-			if (!*optarg)
-				return free_config(c), usage_error("--ready-cmd: empty command");
-			c->ready_cmd = optarg;
-			break;
-		case 's':
-			c->stop_signal = parse_signal(optarg);
-			if (c->stop_signal < 0)
-				return free_config(c), usage_error("--stop-signal: unknown signal '%s'", optarg);
-			break;
-		case 'k':
-			c->kill_at_exit = true;
-			break;
-		case 'l': {
-			const char **grown;
-
-			if (parse_address(optarg, &addr))
-				return free_config(c), usage_error("--listen: invalid address '%s'", optarg);
-			grown = realloc(c->listen, (c->nlisten + 1) * sizeof(*c->listen));
-			if (!grown)
-				return free_config(c), usage_error("out of memory");
-			c->listen = grown;
-			c->listen[c->nlisten++] = optarg;
-			break;
-		}
-		case 'b':
-			if (parse_number(optarg, 1000000, &n) || n < 1)
-				return free_config(c), usage_error("--backlog: invalid number '%s'", optarg);
-			c->backlog = (int)n;
-			break;
-		case 'd':
-			if (!*optarg)
-				return free_config(c), usage_error("--chdir: empty directory name");
-			c->chdir = optarg;
-			break;
-		case 'p':
-		case 'S':
-			if (!*optarg)
-				return free_config(c), usage_error("--%s: empty file name", long_name(opt));
-			*(opt == 'p' ? &c->pid_file : &c->status_file) = optarg;
-			break;
-		case 'R':
-			c->reload = true;
-			break;
-		case 'v':
-			c->level = L_DEBUG;
-			break;
-		case 'q':
-			c->level = L_ERROR;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return free_config(c), -1;
-		case 'V':
-			puts("hupwatch " VERSION);
-			return free_config(c), -1;
-		default: /* getopt has named the option */
-			fputs("Try 'hupwatch --help' for more information.\n", stderr);
-			return free_config(c), EXIT_FAILURE_OWN;
-		}
+			c->seen[opt] = true;
+		rc = set_option(c, opt, optarg);
 	}
-	c->command = argv + optind;
-	if (c->reload) {
-		static const char reload_ok[] = "RStvq";
-
-		for (int i = 1; i < 128; i++)
-			if (seen[i] && !strchr(reload_ok, i))
-				return free_config(c), usage_error("--reload: cannot be combined with --%s",
-								   long_name(i));
-		if (!c->status_file)
-			return free_config(c), usage_error("--reload: needs --status-file FILE");
-		if (*c->command)
-			return free_config(c), usage_error("--reload: takes no COMMAND ('%s')", *c->command);
-		return 0;
+	if (rc == 0) {
+		c->command = argv + optind;
+		rc = check_config(c);
 	}
-	if (!*c->command)
-		return free_config(c), usage_error("missing COMMAND");
-	if (!c->warmup_set && awaits_signal(c))
-		c->warmup = 0;
-	if (awaits_signal(c) && c->ready_timeout > 0 && c->warmup >= c->ready_timeout)
-		return free_config(c), usage_error("--warmup-time: %.3fs can never pass within "
-						   "--ready-timeout %.3fs", seconds(c->warmup), seconds(c->ready_timeout));
-	if (seen['t'] && !awaits_signal(c))
-		logmsg(L_WARNING, "--ready-timeout has no effect without --notify or --ready-cmd");
-	if (seen['i'] && !c->ready_cmd)
-		logmsg(L_WARNING, "--ready-interval has no effect without --ready-cmd");
-	return 0;
+	if (rc)
+		free_config(c);
+	return rc;
 }
 
-/* ---- files ------------------------------------------------------------------------------- */
+/* ---- files and procs ---------------------------------------------------------------------- */
 
 /* Write text to path through a temporary file and rename(2): readers never see half a file. */
 static int write_atomic(const char *path, const char *text)
@@ -826,13 +1172,23 @@ fail:
 	return -1;
 }
 
+/*
+ * A regular file's first size-1 bytes, NUL-terminated. Never blocks: a FIFO or a device in its
+ * place is refused (EINVAL), not opened for reading and waited on.
+ */
 static ssize_t read_file(const char *path, char *buf, size_t size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	struct stat sb;
 	size_t got = 0;
 
 	if (fd < 0)
 		return -1;
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
 	while (got < size - 1) {
 		ssize_t n = read(fd, buf + got, size - 1 - got);
 
@@ -845,53 +1201,6 @@ static ssize_t read_file(const char *path, char *buf, size_t size)
 	close(fd);
 	buf[got] = '\0';
 	return (ssize_t)got;
-}
-
-/*
- * A pid or status file may replace only what hupwatch itself wrote there before: a symlink or
- * somebody's file given by mistake (-p app.py) is refused, never overwritten.
- */
-static bool hupwatch_alive(const struct status_info *st);
-
-static int check_own_file(const char *opt, const char *path, bool status)
-{
-	char buf[4096];
-	struct status_info st;
-	struct stat sb;
-	ssize_t n;
-	bool ours;
-
-	if (lstat(path, &sb)) {
-		if (errno == ENOENT)
-			return 0;
-		logmsg(L_ERROR, "cannot use %s '%s': %s", opt, path, strerror(errno));
-		return -1;
-	}
-	if (S_ISLNK(sb.st_mode) || !S_ISREG(sb.st_mode)) {
-		logmsg(L_ERROR, "cannot use %s '%s': it is %s, not a file hupwatch wrote; refusing to "
-		       "replace it", opt, path, S_ISLNK(sb.st_mode) ? "a symbolic link" : "not a regular file");
-		return -1;
-	}
-	n = read_file(path, buf, sizeof(buf));
-	if (n < 0) {
-		logmsg(L_ERROR, "cannot read %s '%s': %s", opt, path, strerror(errno));
-		return -1;
-	}
-	if (status)
-		ours = n == 0 || parse_status(buf, (size_t)n, &st) == 0;
-	else
-		ours = strspn(buf, "0123456789") == (size_t)n - (n > 0 && buf[n - 1] == '\n');
-	if (!ours) {
-		logmsg(L_ERROR, "cannot use %s '%s': it exists and is not a hupwatch %s file; refusing to "
-		       "overwrite it", opt, path, status ? "status" : "pid");
-		return -1;
-	}
-	/* Two hupwatches on one status file: --reload would signal whichever wrote last. */
-	if (status && n > 0 && strcmp(st.state, "exited") != 0 && st.pid != getpid() && hupwatch_alive(&st)) {
-		logmsg(L_ERROR, "cannot use %s '%s': hupwatch pid %ld is running with it", opt, path, st.pid);
-		return -1;
-	}
-	return 0;
 }
 
 /*
@@ -915,7 +1224,7 @@ static long long stat_field(pid_t pid, int n)
 	return errno || end == p + 1 || v < 0 ? -1 : v;
 }
 
-/* Field 22: lets --reload tell hupwatch from a process that reused its pid. 0: unknown. */
+/* Field 22: tells a process from one that reused its pid. 0: unknown. */
 static unsigned long long process_starttime(pid_t pid)
 {
 	long long t = stat_field(pid, 22);
@@ -954,50 +1263,102 @@ static bool is_descendant(pid_t pid, pid_t ancestor)
 	return false;
 }
 
-static struct generation *generation_of(pid_t pid)
+enum own_file { PID_FILE, STATUS_FILE };
+
+static bool looks_like_ours(enum own_file kind, const char *buf, size_t n, struct status_info *st)
 {
-	for (struct generation *g = hw.gens; g; g = g->next)
-		if (is_descendant(pid, g->pid))
-			return g;
-	return NULL;
+	if (kind == STATUS_FILE)
+		return n == 0 || parse_status(buf, n, st) == 0;
+	return strspn(buf, "0123456789") == n - (n > 0 && buf[n - 1] == '\n');
 }
 
-static int write_status(const char *state)
+/*
+ * A pid or status file may replace only what hupwatch itself wrote there before: a symlink or
+ * somebody's file given by mistake (-p app.py) is refused, never overwritten.
+ */
+static int check_own_file(const char *opt, const char *path, enum own_file kind)
 {
-	char text[2048], reason[sizeof(hw.reload_reason)];
-	const struct config *c = &hw.cfg;
-	nsec_t wait = !awaits_signal(c) ? c->warmup
-		: c->ready_timeout ? c->ready_timeout : MAX_SECONDS * NSEC_PER_SEC; /* no limit */
-	int n;
+	char buf[4096];
+	struct status_info st;
+	struct stat sb;
+	ssize_t n;
 
-	if (!c->status_file)
-		return 0;
-	/* A reason quotes the command and the directory: never let them break the line format. */
-	copy_printable(reason, sizeof(reason), hw.reload_reason, sizeof(reason));
-	n = snprintf(text, sizeof(text),
-		     "pid=%d\nstarttime=%llu\nstate=%s\ngeneration=%u\ngeneration_pid=%d\n"
-		     "ready_wait=%.3f\nreload=%u\nreload_state=%s\nreload_generation=%u\n"
-		     "reload_started=%" PRId64 ".%09" PRId64 "\nreload_reason=%s\n",
-		     (int)getpid(), hw.starttime, state, hw.current ? hw.current->number : 0,
-		     hw.current ? (int)hw.current->pid : 0, seconds(wait), hw.reloads,
-		     reload_state_names[hw.reload_state], hw.reload_generation,
-		     hw.reload_started / NSEC_PER_SEC, hw.reload_started % NSEC_PER_SEC, reason);
-	if (strcmp(state, "exited") == 0 && n > 0 && (size_t)n < sizeof(text))
-		snprintf(text + n, sizeof(text) - (size_t)n, "exit_status=%d\n", hw.exit_status);
-	if (write_atomic(c->status_file, text) == 0)
-		hw.status_written = true;
-	else {
-		logmsg(L_ERROR, "cannot write status file '%s': %s", c->status_file, strerror(errno));
+	if (lstat(path, &sb)) {
+		if (errno == ENOENT)
+			return 0;
+		logmsg(L_ERROR, "cannot use %s '%s': %s", opt, path, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(sb.st_mode) || !S_ISREG(sb.st_mode)) {
+		logmsg(L_ERROR, "cannot use %s '%s': it is %s, not a file hupwatch wrote; refusing to "
+		       "replace it", opt, path, S_ISLNK(sb.st_mode) ? "a symbolic link" : "not a regular file");
+		return -1;
+	}
+	n = read_file(path, buf, sizeof(buf));
+	if (n < 0) {
+		logmsg(L_ERROR, "cannot read %s '%s': %s", opt, path, strerror(errno));
+		return -1;
+	}
+	if (!looks_like_ours(kind, buf, (size_t)n, &st)) {
+		logmsg(L_ERROR, "cannot use %s '%s': it exists and is not a hupwatch %s file; refusing to "
+		       "overwrite it", opt, path, kind == STATUS_FILE ? "status" : "pid");
+		return -1;
+	}
+	/* Two hupwatches on one status file: --reload would signal whichever wrote last. */
+	if (kind == STATUS_FILE && n > 0 && st.state != HW_EXITED && st.pid != getpid() && hupwatch_alive(&st)) {
+		logmsg(L_ERROR, "cannot use %s '%s': hupwatch pid %ld is running with it", opt, path, st.pid);
 		return -1;
 	}
 	return 0;
 }
 
-static const char *run_state(void)
+/*
+ * The claim on a status file, held for hupwatch's life. Checking the file alone races (two
+ * hupwatches started at once both find it free); binding a name does not. The name is an
+ * abstract unix socket named after the file's directory (device and inode) and base name: no
+ * file to leave behind, and it goes with its holder however that ends, kill -9 included. (Its
+ * scope is the network namespace: two hupwatches in different ones are not kept apart.)
+ */
+static int lock_status_file(const char *path)
 {
-	if (hw.shutting_down)
-		return "stopping";
-	return hw.current ? "running" : "starting";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	const char *base = slash ? slash + 1 : path;
+	struct stat sb;
+	socklen_t len;
+	int fd, n;
+
+	if (slash)
+		slash[slash == dir] = '\0';
+	n = stat(slash ? dir : ".", &sb);
+	free(dir);
+	if (n) {
+		logmsg(L_ERROR, "cannot use --status-file '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "hupwatch/status/%jx:%jx/%s", (uintmax_t)sb.st_dev,
+		     (uintmax_t)sb.st_ino, base);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			  ((size_t)n < sizeof(sa.sun_path) - 1 ? (size_t)n : sizeof(sa.sun_path) - 1));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, len) == 0) {
+		hw.files.lock_fd = fd;
+		return 0;
+	}
+	if (errno == EADDRINUSE) {
+		char buf[4096];
+		struct status_info st;
+		ssize_t got = read_file(path, buf, sizeof(buf));
+
+		if (got > 0 && parse_status(buf, (size_t)got, &st) == 0)
+			logmsg(L_ERROR, "cannot use --status-file '%s': hupwatch pid %ld is running with it", path, st.pid);
+		else
+			logmsg(L_ERROR, "cannot use --status-file '%s': another hupwatch is running with it", path);
+	} else
+		logmsg(L_ERROR, "cannot use --status-file '%s': cannot claim it: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
 }
 
 /* ---- upstream sd_notify (hupwatch under systemd Type=notify) ----------------------------- */
@@ -1023,9 +1384,9 @@ static void upstream_init(void)
 
 	if (!name)
 		return;
-	if (notify_address(name, &hw.upstream, &hw.upstream_len) == 0)
-		hw.upstream_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (hw.upstream_fd < 0)
+	if (notify_address(name, &hw.upstream.addr, &hw.upstream.len) == 0)
+		hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (hw.upstream.fd < 0)
 		logmsg(L_WARNING, "cannot use NOTIFY_SOCKET '%s'; not notifying the service manager", name);
 	/* It is ours: a child that sent READY=1 there would be taken for hupwatch itself. */
 	unsetenv("NOTIFY_SOCKET");
@@ -1038,23 +1399,16 @@ static void upstream_send(const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (hw.upstream_fd < 0)
+	if (hw.upstream.fd < 0)
 		return;
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return;
-	if (sendto(hw.upstream_fd, buf, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&hw.upstream,
-		   hw.upstream_len) < 0)
+	if (sendto(hw.upstream.fd, buf, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&hw.upstream.addr,
+		   hw.upstream.len) < 0)
 		logmsg(L_DEBUG, "cannot notify the service manager: %s", strerror(errno));
-}
-
-static void upstream_ready(void)
-{
-	if (hw.current)
-		upstream_send("READY=1\nSTATUS=gen %u pid %d is current", hw.current->number,
-			      (int)hw.current->pid);
 }
 
 /* ---- sockets ------------------------------------------------------------------------------ */
@@ -1072,14 +1426,14 @@ static char *fd_name(const char *address)
 
 static void add_listener(int fd, char *name, char *label, char *unix_path)
 {
-	struct listener *grown = realloc(hw.listeners, (hw.nlisteners + 1) * sizeof(*grown));
+	struct listener *grown = realloc(hw.sock.list, (hw.sock.n + 1) * sizeof(*grown));
 
 	if (!grown) {
 		logmsg(L_ERROR, "out of memory");
 		exit(EXIT_FAILURE_OWN);
 	}
-	hw.listeners = grown;
-	hw.listeners[hw.nlisteners++] = (struct listener){ fd, name, label, unix_path };
+	hw.sock.list = grown;
+	hw.sock.list[hw.sock.n++] = (struct listener){ fd, name, label, unix_path };
 }
 
 /* Socket activation: sockets systemd (or anything speaking its protocol) passed to hupwatch. */
@@ -1132,7 +1486,11 @@ static void describe_sockname(int fd, char *buf, size_t size)
 	snprintf(buf, size, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 }
 
-/* A stale socket file (nobody accepts on it) is replaced; anything else there is refused. */
+/*
+ * A stale socket file (nobody accepts on it) is replaced; anything else there is refused. The
+ * probe does not block: a live server whose backlog is full answers EAGAIN at once, and that
+ * server is as alive as one that accepts.
+ */
 static int clear_unix_path(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -1146,10 +1504,12 @@ static int clear_unix_path(const char *path)
 		return -1;
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (r && errno != ECONNREFUSED && errno != ENOENT) /* EAGAIN, EINPROGRESS: someone listens */
+		r = 0;
 	close(fd);
 	if (r == 0) {
 		errno = EADDRINUSE;
@@ -1234,7 +1594,7 @@ static int open_listeners(void)
 			return -1;
 		}
 		add_listener(fd, fd_name(spec), xstrdup(label), a.family == AF_UNIX ? xstrdup(a.path) : NULL);
-		logmsg(L_INFO, "listening on %s (fd %d)", label, 3 + (int)hw.nlisteners - 1);
+		logmsg(L_INFO, "listening on %s (fd %d)", label, 3 + (int)hw.sock.n - 1);
 	}
 	return 0;
 }
@@ -1244,12 +1604,12 @@ static void join_fdnames(void)
 {
 	size_t size = 1, at = 0;
 
-	for (size_t i = 0; i < hw.nlisteners; i++)
-		size += strlen(hw.listeners[i].name) + 1;
-	hw.fdnames = xmalloc(size);
-	hw.fdnames[0] = '\0';
-	for (size_t i = 0; i < hw.nlisteners; i++)
-		at += (size_t)snprintf(hw.fdnames + at, size - at, "%s%s", i ? ":" : "", hw.listeners[i].name);
+	for (size_t i = 0; i < hw.sock.n; i++)
+		size += strlen(hw.sock.list[i].name) + 1;
+	hw.sock.fdnames = xmalloc(size);
+	hw.sock.fdnames[0] = '\0';
+	for (size_t i = 0; i < hw.sock.n; i++)
+		at += (size_t)snprintf(hw.sock.fdnames + at, size - at, "%s%s", i ? ":" : "", hw.sock.list[i].name);
 }
 
 /* The private datagram socket of --notify, in the abstract namespace: no file to clean up. */
@@ -1259,15 +1619,15 @@ static int open_notify_socket(void)
 	socklen_t len = 0;
 	int one = 1;
 
-	hw.notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (hw.notify_fd < 0 || setsockopt(hw.notify_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
+	hw.notify.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (hw.notify.fd < 0 || setsockopt(hw.notify.fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
 		goto fail;
 	for (int attempt = 0; attempt < 16; attempt++) {
-		snprintf(hw.notify_name, sizeof(hw.notify_name), "@hupwatch/%d/%08" PRIx64, (int)getpid(),
+		snprintf(hw.notify.name, sizeof(hw.notify.name), "@hupwatch/%d/%08" PRIx64, (int)getpid(),
 			 (uint64_t)(now() ^ ((nsec_t)attempt << 40)) & 0xffffffffu);
-		if (notify_address(hw.notify_name, &sa, &len))
+		if (notify_address(hw.notify.name, &sa, &len))
 			break;
-		if (bind(hw.notify_fd, (struct sockaddr *)&sa, len) == 0)
+		if (bind(hw.notify.fd, (struct sockaddr *)&sa, len) == 0)
 			return 0;
 		if (errno != EADDRINUSE)
 			break;
@@ -1279,10 +1639,42 @@ fail:
 
 /* ---- generations -------------------------------------------------------------------------- */
 
-enum spawn_stage { STAGE_CHDIR = 1, STAGE_SOCKETS, STAGE_EXEC };
-struct spawn_error {
-	int stage;
-	int err;
+/* The newest generation in state s; at most one is STARTING and at most one CURRENT. */
+static struct generation *in_state(enum gen_state s)
+{
+	for (struct generation *g = hw.gens; g; g = g->next)
+		if (g->state == s)
+			return g;
+	return NULL;
+}
+
+static struct generation *current_gen(void)
+{
+	return in_state(GEN_CURRENT);
+}
+
+static struct generation *starting_gen(void)
+{
+	return in_state(GEN_STARTING);
+}
+
+static struct generation *generation_of(pid_t pid)
+{
+	for (struct generation *g = hw.gens; g; g = g->next)
+		if (is_descendant(pid, g->pid))
+			return g;
+	return NULL;
+}
+
+/*
+ * What the child reports on its exec pipe: first the directory it resolved (REPORT_CWD, the
+ * length of the path follows), then, if it cannot exec, one error with its errno. EOF alone
+ * means exec worked. Each record is one write of at most PIPE_BUF bytes, so it arrives whole.
+ */
+enum report_kind { REPORT_CWD = 1, REPORT_CHDIR, REPORT_SOCKETS, REPORT_EXEC };
+struct spawn_report {
+	int kind;
+	int value; /* an errno, or the length of the path after it */
 };
 
 static void reset_signals(void)
@@ -1303,68 +1695,88 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &empty, NULL);
 }
 
+/* In the forked child: one report, whole. */
+static void send_report(int fd, int kind, int value, const char *text)
+{
+	char buf[PIPE_BUF];
+	struct spawn_report r = { kind, value };
+	size_t len = text ? (size_t)value : 0;
+
+	if (sizeof(r) + len > sizeof(buf))
+		return;
+	memcpy(buf, &r, sizeof(r));
+	if (len)
+		memcpy(buf + sizeof(r), text, len);
+	if (write(fd, buf, sizeof(r) + len) < 0)
+		_exit(EXIT_FAILURE_OWN);
+}
+
+static _Noreturn void exec_failed(int fd, int kind, int err)
+{
+	send_report(fd, kind, err, NULL);
+	_exit(kind != REPORT_EXEC ? EXIT_FAILURE_OWN : err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
+}
+
+/* Move the listening sockets to fds 3..3+n-1, without close-on-exec, and say so in the environment. */
+static int pass_sockets(void)
+{
+	int n = (int)hw.sock.n, tmp[n > 0 ? n : 1];
+	char num[24];
+
+	/* Two steps, so that dup2 never meets its own source and every target loses CLOEXEC. */
+	for (int i = 0; i < n; i++)
+		if ((tmp[i] = fcntl(hw.sock.list[i].fd, F_DUPFD_CLOEXEC, 3 + n)) < 0)
+			return -1;
+	for (int i = 0; i < n; i++)
+		if (dup2(tmp[i], 3 + i) < 0)
+			return -1;
+	snprintf(num, sizeof(num), "%d", n);
+	setenv("LISTEN_FDS", num, 1);
+	snprintf(num, sizeof(num), "%d", (int)getpid());
+	setenv("LISTEN_PID", num, 1);
+	setenv("LISTEN_FDNAMES", hw.sock.fdnames, 1);
+	return 0;
+}
+
 /* In the forked child: leave only through exec or _exit. */
 static _Noreturn void exec_generation(unsigned number, int errfd)
 {
-	int n = (int)hw.nlisteners;
-	struct spawn_error e = { STAGE_EXEC, 0 };
-	char num[24];
+	int n = (int)hw.sock.n, moved;
+	char num[24], cwd[PATH_MAX];
 
 	reset_signals();
 	setpgid(0, 0);
-	/* Keep the error pipe clear of fds 3..3+n-1, which the sockets are about to take. */
-	errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 3 + n);
+	/* Keep the report pipe clear of fds 3..3+n-1, which the sockets are about to take. */
+	moved = fcntl(errfd, F_DUPFD_CLOEXEC, 3 + n);
+	if (moved < 0) /* EMFILE, say: told on the pipe we still have */
+		exec_failed(errfd, REPORT_SOCKETS, errno);
+	errfd = moved;
 	if (hw.workdir) {
-		if (chdir(hw.workdir)) {
-			e = (struct spawn_error){ STAGE_CHDIR, errno };
-			goto fail;
-		}
+		if (chdir(hw.workdir))
+			exec_failed(errfd, REPORT_CHDIR, errno);
 		setenv("PWD", hw.workdir, 1);
 	}
-	if (n > 0) {
-		int tmp[n];
-
-		/* Two steps, so that dup2 never meets its own source and every target loses CLOEXEC. */
-		for (int i = 0; i < n; i++)
-			if ((tmp[i] = fcntl(hw.listeners[i].fd, F_DUPFD_CLOEXEC, 3 + n)) < 0) {
-				e = (struct spawn_error){ STAGE_SOCKETS, errno };
-				goto fail;
-			}
-		for (int i = 0; i < n; i++)
-			if (dup2(tmp[i], 3 + i) < 0) {
-				e = (struct spawn_error){ STAGE_SOCKETS, errno };
-				goto fail;
-			}
-		snprintf(num, sizeof(num), "%d", n);
-		setenv("LISTEN_FDS", num, 1);
-		snprintf(num, sizeof(num), "%d", (int)getpid());
-		setenv("LISTEN_PID", num, 1);
-		setenv("LISTEN_FDNAMES", hw.fdnames, 1);
-	}
+	if (getcwd(cwd, sizeof(cwd)))
+		send_report(errfd, REPORT_CWD, (int)strlen(cwd), cwd);
+	if (n > 0 && pass_sockets())
+		exec_failed(errfd, REPORT_SOCKETS, errno);
 	if (hw.cfg.notify)
-		setenv("NOTIFY_SOCKET", hw.notify_name, 1);
+		setenv("NOTIFY_SOCKET", hw.notify.name, 1);
 	snprintf(num, sizeof(num), "%u", number);
 	setenv("HUPWATCH_GENERATION", num, 1);
 	execvp(hw.cfg.command[0], hw.cfg.command);
-	e.err = errno;
-fail:
-	if (write(errfd, &e, sizeof(e)) < 0)
-		_exit(EXIT_FAILURE_OWN);
-	_exit(e.stage != STAGE_EXEC ? EXIT_FAILURE_OWN : e.err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
+	exec_failed(errfd, REPORT_EXEC, errno);
 }
 
 /*
- * Fork and exec the next generation. A close-on-exec pipe tells at once whether exec worked:
- * EOF means it did, a struct spawn_error says why not. Returns NULL with why filled in on failure,
- * and the would-be exit status in *status.
+ * Fork the next generation; it execs on its own, and its exec pipe tells the loop how that went.
+ * Returns NULL with why and the would-be exit status filled in when not even the fork worked.
  */
 static struct generation *spawn(char *why, size_t size, int *status)
 {
 	unsigned number = ++hw.last_number;
-	struct spawn_error e;
 	struct generation *g;
-	int pipefd[2], wstatus;
-	ssize_t n;
+	int pipefd[2];
 	pid_t pid;
 
 	*status = EXIT_FAILURE_OWN;
@@ -1384,31 +1796,135 @@ static struct generation *spawn(char *why, size_t size, int *status)
 	close(pipefd[1]);
 	/* Also from here, so the group exists before anything may signal it (the usual race). */
 	setpgid(pid, pid);
-	do
-		n = read(pipefd[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	close(pipefd[0]);
-	if (n == (ssize_t)sizeof(e)) {
-		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-			;
-		if (e.stage == STAGE_CHDIR)
-			snprintf(why, size, "cannot change directory to '%s': %s", hw.workdir, strerror(e.err));
-		else if (e.stage == STAGE_SOCKETS)
-			snprintf(why, size, "cannot pass the listening sockets: %s", strerror(e.err));
-		else {
-			snprintf(why, size, "cannot execute '%s': %s", hw.cfg.command[0], strerror(e.err));
-			*status = e.err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC;
-		}
-		return NULL;
-	}
+	(void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
 	g = xmalloc(sizeof(*g));
-	*g = (struct generation){ .number = number, .pid = pid, .state = GEN_STARTING, .spawned_at = now() };
+	*g = (struct generation){ .number = number, .pid = pid, .state = GEN_STARTING, .spawned_at = now(),
+				  .kill_at = NEVER, .exec_fd = pipefd[0] };
 	g->probe_next = g->spawned_at;
+	snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", number);
+	g->status_lines.level = L_INFO;
 	g->next = hw.gens;
 	hw.gens = g;
-	hw.starting = g;
 	logmsg(L_INFO, "gen %u pid %d started", number, (int)pid);
 	return g;
+}
+
+static void describe_report(const struct spawn_report *r, char *why, size_t size, int *status)
+{
+	*status = EXIT_FAILURE_OWN;
+	if (r->kind == REPORT_CHDIR)
+		snprintf(why, size, "cannot change directory to '%s': %s", hw.workdir, strerror(r->value));
+	else if (r->kind == REPORT_SOCKETS)
+		snprintf(why, size, "cannot pass the listening sockets: %s", strerror(r->value));
+	else {
+		snprintf(why, size, "cannot execute '%s': %s", hw.cfg.command[0], strerror(r->value));
+		*status = r->value == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC;
+	}
+}
+
+enum exec_outcome { EXEC_PENDING, EXEC_DONE, EXEC_FAILED };
+
+/* Whatever the exec pipe of g has now, without waiting. */
+static enum exec_outcome read_exec_pipe(struct generation *g, char *why, size_t size, int *status)
+{
+	char buf[2 * PIPE_BUF];
+	size_t at = 0;
+	ssize_t n;
+
+	do
+		n = read(g->exec_fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? EXEC_PENDING : EXEC_DONE;
+	while (n > 0 && at + sizeof(struct spawn_report) <= (size_t)n) {
+		struct spawn_report r;
+
+		memcpy(&r, buf + at, sizeof(r));
+		at += sizeof(r);
+		if (r.kind != REPORT_CWD) {
+			describe_report(&r, why, size, status);
+			return EXEC_FAILED;
+		}
+		if (r.value <= 0 || at + (size_t)r.value > (size_t)n)
+			break;
+		free(g->dir);
+		g->dir = xmalloc((size_t)r.value + 1);
+		memcpy(g->dir, buf + at, (size_t)r.value);
+		g->dir[r.value] = '\0';
+		at += (size_t)r.value;
+	}
+	if (n > 0)
+		return EXEC_PENDING; /* EOF comes with the next read */
+	close(g->exec_fd);
+	g->exec_fd = -1;
+	logmsg(L_DEBUG, "gen %u pid %d: executed in %s", g->number, (int)g->pid, g->dir ? g->dir : "?");
+	return EXEC_DONE;
+}
+
+static void kill_probe(struct generation *g)
+{
+	if (g->probe_pid > 0)
+		kill(-g->probe_pid, SIGKILL);
+}
+
+static bool group_alive(const struct generation *g)
+{
+	return kill(-g->pid, 0) == 0 || errno == EPERM;
+}
+
+/* The stop signal, then SIGCONT, or a stopped process would never see it. */
+static void signal_stop(pid_t target)
+{
+	if (kill(target, hw.cfg.stop_signal) && errno != ESRCH)
+		logmsg(L_WARNING, "cannot signal %s %d: %s", target < 0 ? "process group" : "pid",
+		       (int)(target < 0 ? -target : target), strerror(errno));
+	if (hw.cfg.stop_signal != SIGKILL)
+		kill(target, SIGCONT);
+}
+
+/*
+ * When a stopping generation gets SIGKILL: after the stop timeout, if any. One that never became
+ * ready gets FAILED_STOP_GRACE when there is no stop timeout.
+ */
+static nsec_t kill_deadline(enum gen_state s, nsec_t t)
+{
+	nsec_t limit = hw.cfg.stop_timeout;
+
+	if (s == GEN_FAILED && limit == NEVER)
+		limit = FAILED_STOP_GRACE;
+	return limit == NEVER ? NEVER : t + limit;
+}
+
+/*
+ * The one writer of a generation's state. Entering STOPPING or FAILED asks it to stop: its main
+ * process if that still runs, else what it left in its group.
+ */
+static void set_state(struct generation *g, enum gen_state s, nsec_t t)
+{
+	logmsg(L_DEBUG, "gen %u: %s -> %s", g->number, gen_state_names[g->state], gen_state_names[s]);
+	g->state = s;
+	if ((s == GEN_STOPPING || s == GEN_FAILED) && !g->killed) {
+		kill_probe(g);
+		g->stop_at = t;
+		g->kill_at = kill_deadline(s, t);
+		if (!g->main_exited)
+			logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid, signame(hw.cfg.stop_signal));
+		signal_stop(g->main_exited ? -g->pid : g->pid);
+	}
+	hw.status_dirty = true;
+}
+
+static void kill_group(struct generation *g, nsec_t t)
+{
+	if (g->state != GEN_STOPPING && g->state != GEN_FAILED)
+		g->stop_at = t;
+	kill_probe(g);
+	g->killed = true;
+	g->kill_at = t + KILL_GRACE; /* then no longer waited for */
+	if (kill(-g->pid, SIGKILL) && errno != ESRCH)
+		logmsg(L_WARNING, "cannot kill process group %d: %s", (int)g->pid, strerror(errno));
+	if (!g->main_exited)
+		kill(g->pid, SIGKILL); /* in case it left its group */
 }
 
 static void remove_generation(struct generation *dead)
@@ -1418,222 +1934,12 @@ static void remove_generation(struct generation *dead)
 			*p = dead->next;
 			break;
 		}
-	if (hw.current == dead)
-		hw.current = NULL;
-	if (hw.starting == dead)
-		hw.starting = NULL;
-	if (hw.final_gen == dead)
-		hw.final_gen = NULL;
+	if (hw.exit.final_gen == dead)
+		hw.exit.final_gen = NULL;
+	if (dead->exec_fd >= 0)
+		close(dead->exec_fd);
+	free(dead->dir);
 	free(dead);
-}
-
-static void kill_probe(struct generation *g)
-{
-	if (g->probe_pid > 0)
-		kill(-g->probe_pid, SIGKILL);
-}
-
-/* Ask a generation to stop. SIGCONT follows, or a stopped process would never see the signal. */
-static void stop_generation(struct generation *g, nsec_t t)
-{
-	if (g->state == GEN_STOPPING)
-		return;
-	kill_probe(g);
-	if (hw.current == g)
-		hw.current = NULL;
-	if (hw.starting == g)
-		hw.starting = NULL;
-	g->state = GEN_STOPPING;
-	g->stop_at = t;
-	logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid, signame(hw.cfg.stop_signal));
-	if (kill(g->pid, hw.cfg.stop_signal) && errno != ESRCH)
-		logmsg(L_WARNING, "cannot signal gen %u pid %d: %s", g->number, (int)g->pid, strerror(errno));
-	if (hw.cfg.stop_signal != SIGKILL)
-		kill(g->pid, SIGCONT);
-}
-
-static void kill_group(struct generation *g)
-{
-	g->killed = true;
-	if (kill(-g->pid, SIGKILL) && errno != ESRCH)
-		logmsg(L_WARNING, "cannot kill process group %d: %s", (int)g->pid, strerror(errno));
-	kill(g->pid, SIGKILL); /* in case it left its group */
-}
-
-/*
- * What a dead generation's main process left in its group (say gunicorn workers of a master that
- * crashed) serves no one reliably and still holds the listening sockets: a supervisor's restart
- * of hupwatch could not bind them. Kill it and reap it (we are its subreaper), within a bound.
- */
-static void kill_leftovers(const struct generation *g)
-{
-	struct timespec tick = { 0, 10L * 1000 * 1000 };
-	int wstatus, killed = 0;
-
-	if (kill(-g->pid, SIGKILL))
-		return; /* nobody left */
-	for (int i = 0; i < 50; i++) { /* SIGKILLed processes go at once; bound the wait to 0.5 s */
-		pid_t pid = waitpid(-g->pid, &wstatus, WNOHANG);
-
-		if (pid < 0)
-			break;
-		if (pid == 0)
-			nanosleep(&tick, NULL);
-		else
-			killed++;
-	}
-	logmsg(L_INFO, "gen %u: killed what it left in its process group (%d reaped)", g->number, killed);
-}
-
-/* Does hupwatch still wait for g before exiting? Drained-only old ones are not waited for without -k. */
-static bool must_wait_for(const struct generation *g)
-{
-	return hw.cfg.kill_at_exit || g->failed || g == hw.final_gen;
-}
-
-/* Leave the files as they should be after hupwatch: its status, no pid file, no socket file. */
-static void tidy_files(int status)
-{
-	hw.exit_status = status;
-	if (hw.status_written)
-		write_status("exited");
-	if (hw.pid_file_written) {
-		char buf[32], mine[32];
-
-		snprintf(mine, sizeof(mine), "%d\n", (int)getpid());
-		if (read_file(hw.cfg.pid_file, buf, sizeof(buf)) >= 0 && strcmp(buf, mine) == 0)
-			unlink(hw.cfg.pid_file);
-	}
-	if (!hw.gens)
-		for (size_t i = 0; i < hw.nlisteners; i++)
-			if (hw.listeners[i].unix_path)
-				unlink(hw.listeners[i].unix_path);
-}
-
-static _Noreturn void finish(int status)
-{
-	tidy_files(status);
-	logmsg(L_INFO, "exiting with status %d", status);
-	exit(status);
-}
-
-/* Exit now, or once the generations hupwatch must wait for are gone. */
-static void terminate(int status)
-{
-	if (!hw.shutting_down)
-		upstream_send("STOPPING=1");
-	hw.shutting_down = true;
-	hw.reload_pending = false;
-	hw.exit_status = status;
-	for (struct generation *g = hw.gens; g; g = g->next)
-		if (hw.cfg.kill_at_exit)
-			stop_generation(g, now());
-		else
-			kill_probe(g);
-	write_status("stopping");
-}
-
-static void maybe_finish(void)
-{
-	if (!hw.shutting_down)
-		return;
-	for (struct generation *g = hw.gens; g; g = g->next)
-		if (must_wait_for(g))
-			return;
-	finish(hw.exit_status);
-}
-
-/*
- * Generation `number` will not become current (exec failed, it died, or it was not ready in
- * time; `running` when it is still being stopped). The old current one, if any, stays.
- */
-static void fail_generation(unsigned number, bool running, const char *reason, int status)
-{
-	char current[64] = "", line[512];
-
-	hw.starting = NULL;
-	if (hw.current)
-		snprintf(current, sizeof(current), "; gen %u stays current", hw.current->number);
-	copy_printable(line, sizeof(line), reason, sizeof(line));
-	logmsg(L_ERROR, "gen %u failed: %s%s", number, line, current);
-	if (hw.reload_state == RELOAD_IN_PROGRESS) {
-		hw.reload_state = RELOAD_FAILED;
-		snprintf(hw.reload_reason, sizeof(hw.reload_reason), "gen %u failed: %s", number, reason);
-		upstream_ready();
-	}
-	if (!hw.current && !hw.shutting_down) {
-		/* Nothing serves: generation 1 failed, or the replacement of a dead current one did. */
-		if (hw.orphan_status >= 0)
-			status = hw.orphan_status;
-		terminate(status);
-		if (!running)
-			finish(status);
-		return;
-	}
-	write_status(run_state()); /* settled; run_pending_reload() goes on */
-}
-
-static void become_ready(struct generation *g, nsec_t t, const char *how)
-{
-	struct generation *old = hw.current;
-
-	logmsg(L_INFO, "gen %u pid %d ready after %.2fs (%s)", g->number, (int)g->pid,
-	       seconds(t - g->spawned_at), how);
-	kill_probe(g);
-	hw.starting = NULL;
-	if (old)
-		stop_generation(old, t);
-	g->state = GEN_CURRENT;
-	hw.current = g;
-	hw.orphan_status = -1;
-	if (hw.reload_state == RELOAD_IN_PROGRESS)
-		hw.reload_state = RELOAD_SUCCEEDED;
-	upstream_ready();
-	write_status(run_state()); /* settled; run_pending_reload() goes on */
-}
-
-static void start_reload(void)
-{
-	char why[512];
-	struct generation *g;
-	int status;
-
-	hw.reloads++;
-	hw.reload_state = RELOAD_IN_PROGRESS;
-	hw.reload_started = now();
-	hw.reload_reason[0] = '\0';
-	hw.reload_generation = hw.last_number + 1;
-	upstream_send("RELOADING=1\nMONOTONIC_USEC=%" PRId64, hw.reload_started / 1000);
-	g = spawn(why, sizeof(why), &status);
-	if (!g) {
-		fail_generation(hw.reload_generation, false, why, status);
-		return;
-	}
-	write_status(run_state());
-}
-
-/* HUPs that came while a generation was starting collapse into this one reload, once it settled. */
-static void run_pending_reload(void)
-{
-	if (hw.reload_pending && !hw.starting && !hw.shutting_down) {
-		hw.reload_pending = false;
-		start_reload();
-	}
-}
-
-static void request_reload(void)
-{
-	if (hw.shutting_down) {
-		logmsg(L_DEBUG, "reload requested (SIGHUP) while shutting down; ignored");
-		return;
-	}
-	if (hw.starting) {
-		logmsg(L_INFO, "reload requested (SIGHUP) while gen %u is starting; queued", hw.starting->number);
-		hw.reload_pending = true;
-		return;
-	}
-	logmsg(L_INFO, "reload requested (SIGHUP)");
-	start_reload();
 }
 
 /* ---- readiness ---------------------------------------------------------------------------- */
@@ -1642,23 +1948,24 @@ enum verdict { NOT_YET, READY, TIMED_OUT };
 
 /*
  * Pure: where a starting generation stands at time t, and when to look again (*next).
- * With -n and -c both given, both must agree; the warm-up is a minimum age on top.
+ * With -n and -c both given, both must agree; the warm-up is a minimum age on top. Nothing is
+ * ready before its exec is confirmed.
  */
 static enum verdict judge(const struct generation *g, const struct config *c, nsec_t t, nsec_t *next,
 			  const char **how)
 {
-	bool waits_for_signal = awaits_signal(c);
-	bool signalled = (!c->notify || g->notified) && (!c->ready_cmd || g->probe_ok);
+	bool waits = awaits_readiness(c);
+	bool signalled = g->exec_fd < 0 && (!c->notify || g->notified) && (!c->ready_cmd || g->probe_ok);
 	nsec_t warm = g->spawned_at + c->warmup;
 
 	*next = NEVER;
-	*how = !waits_for_signal ? "warm-up" : c->notify && c->ready_cmd ? "READY=1 and ready-cmd"
+	*how = !waits ? "warm-up" : c->notify && c->ready_cmd ? "READY=1 and ready-cmd"
 		: c->notify ? "READY=1" : "ready-cmd";
 	if (signalled && t >= warm) {
 		*next = t;
 		return READY;
 	}
-	if (waits_for_signal && c->ready_timeout > 0) {
+	if (waits && c->ready_timeout != NEVER) {
 		nsec_t limit = g->spawned_at + c->ready_timeout;
 
 		if (t >= limit)
@@ -1667,190 +1974,300 @@ static enum verdict judge(const struct generation *g, const struct config *c, ns
 	}
 	if (signalled && warm < *next)
 		*next = warm;
-	if (c->ready_cmd && !g->probe_ok && g->probe_pid <= 0 && g->probe_next < *next)
+	if (c->ready_cmd && g->exec_fd < 0 && !g->probe_ok && g->probe_pid <= 0 && g->probe_next < *next)
 		*next = g->probe_next;
 	return NOT_YET;
+}
+
+/* The ready command runs where its generation runs, with its numbers in the environment. */
+static _Noreturn void exec_probe(const struct generation *g)
+{
+	const char *dir = g->dir ? g->dir : hw.workdir;
+	char num[24];
+
+	reset_signals();
+	setpgid(0, 0);
+	if (dir && chdir(dir)) {
+		logmsg(L_WARNING, "gen %u: cannot run the ready command in '%s': %s", g->number, dir, strerror(errno));
+		_exit(EXIT_FAILURE_OWN);
+	}
+	if (dir)
+		setenv("PWD", dir, 1);
+	snprintf(num, sizeof(num), "%d", (int)g->pid);
+	setenv("HUPWATCH_PID", num, 1);
+	snprintf(num, sizeof(num), "%u", g->number);
+	setenv("HUPWATCH_GENERATION", num, 1);
+	execl("/bin/sh", "sh", "-c", hw.cfg.ready_cmd, (char *)NULL);
+	_exit(EXIT_NOT_FOUND);
 }
 
 static void run_probe(struct generation *g, nsec_t t)
 {
 	pid_t pid = fork();
 
+	g->probe_next = t + hw.cfg.ready_interval;
 	if (pid < 0) {
 		logmsg(L_WARNING, "cannot fork the ready command: %s", strerror(errno));
-		g->probe_next = t + hw.cfg.ready_interval;
 		return;
 	}
-	if (pid == 0) {
-		char num[24];
-
-		reset_signals();
-		setpgid(0, 0);
-		snprintf(num, sizeof(num), "%d", (int)g->pid);
-		setenv("HUPWATCH_PID", num, 1);
-		snprintf(num, sizeof(num), "%u", g->number);
-		setenv("HUPWATCH_GENERATION", num, 1);
-		execl("/bin/sh", "sh", "-c", hw.cfg.ready_cmd, (char *)NULL);
-		_exit(EXIT_NOT_FOUND);
-	}
+	if (pid == 0)
+		exec_probe(g);
 	setpgid(pid, pid);
 	g->probe_pid = pid;
-	g->probe_next = t + hw.cfg.ready_interval;
 	logmsg(L_DEBUG, "gen %u: ready command pid %d started", g->number, (int)pid);
 }
 
-static void check_starting(nsec_t t)
-{
-	struct generation *g = hw.starting;
-	const char *how;
-	nsec_t next;
-	char reason[64];
+/* ---- lifecycle ---------------------------------------------------------------------------- */
 
-	if (!g || hw.shutting_down)
+/* The status file as it is now. */
+static void snapshot(struct status_info *st)
+{
+	const struct generation *cur = current_gen();
+	const struct config *c = &hw.cfg;
+
+	*st = (struct status_info){
+		.pid = getpid(),
+		.starttime = hw.starttime,
+		.state = (int)hw.state,
+		.generation = cur ? cur->number : 0,
+		.generation_pid = cur ? cur->pid : 0,
+		.ready_wait = awaits_readiness(c) ? c->ready_timeout : c->warmup,
+		.requests = hw.reload.requests,
+		.reload = hw.reload.count,
+		.reload_state = (int)hw.reload.state,
+		.reload_generation = hw.reload.generation,
+		.reload_covers = hw.reload.covers,
+		.reload_started = hw.reload.started,
+		.exit_status = hw.state == HW_EXITED ? hw.exit.status : -1,
+	};
+	/* A reason quotes the command and the directory: never let them break the line format. */
+	copy_printable(st->reload_reason, sizeof(st->reload_reason), hw.reload.reason, sizeof(hw.reload.reason));
+}
+
+static void write_status(void)
+{
+	char text[2048];
+	struct status_info st;
+
+	hw.status_dirty = false;
+	if (!hw.cfg.status_file)
 		return;
-	switch (judge(g, &hw.cfg, t, &next, &how)) {
-	case READY:
-		become_ready(g, t, how);
-		return;
-	case TIMED_OUT:
-		snprintf(reason, sizeof(reason), "not ready after %.2fs", seconds(t - g->spawned_at));
-		g->failed = true;
-		stop_generation(g, t);
-		fail_generation(g->number, true, reason, EXIT_NOT_READY);
-		return;
-	case NOT_YET:
-		if (hw.cfg.ready_cmd && !g->probe_ok && g->probe_pid <= 0 && t >= g->probe_next)
-			run_probe(g, t);
+	snapshot(&st);
+	format_status(&st, text, sizeof(text));
+	if (write_atomic(hw.cfg.status_file, text) == 0)
+		hw.files.status_written = true;
+	else
+		logmsg(L_ERROR, "cannot write status file '%s': %s", hw.cfg.status_file, strerror(errno));
+}
+
+/* The one writer of hupwatch's own state. */
+static void enter(enum hw_state s)
+{
+	if (s == HW_STOPPING && hw.state != HW_STOPPING)
+		upstream_send("STOPPING=1");
+	hw.state = s;
+	hw.status_dirty = true;
+}
+
+static void upstream_ready(void)
+{
+	const struct generation *cur = current_gen();
+
+	if (cur)
+		upstream_send("READY=1\nSTATUS=gen %u pid %d is current", cur->number, (int)cur->pid);
+}
+
+/* Does hupwatch still wait for g before exiting? Old drains are not waited for without -k. */
+static bool must_wait_for(const struct generation *g)
+{
+	return hw.cfg.kill_at_exit || g->state == GEN_FAILED || g->killed || g == hw.exit.final_gen;
+}
+
+/* Leave the files as they should be after hupwatch: its status, no pid file, no socket file. */
+static void tidy_files(int status)
+{
+	hw.exit.status = status;
+	hw.state = HW_EXITED;
+	if (hw.files.status_written)
+		write_status();
+	if (hw.files.pid_written) {
+		char buf[32], mine[32];
+
+		snprintf(mine, sizeof(mine), "%d\n", (int)getpid());
+		if (read_file(hw.cfg.pid_file, buf, sizeof(buf)) >= 0 && strcmp(buf, mine) == 0)
+			unlink(hw.cfg.pid_file);
 	}
+	if (!hw.gens)
+		for (size_t i = 0; i < hw.sock.n; i++)
+			if (hw.sock.list[i].unix_path)
+				unlink(hw.sock.list[i].unix_path);
 }
 
 /*
- * When a stopping generation gets SIGKILL: after the stop timeout, if any. One that never became
- * ready has no connections to drain, and nothing may wait on it forever: without a stop timeout
- * it gets FAILED_STOP_GRACE.
+ * Stop taking reloads; with -k ask every generation to stop. When the service is down (its
+ * current generation died, or generation 1 failed) drains still going are cut to
+ * FAILED_STOP_GRACE: the supervisor above must be able to start hupwatch again soon.
  */
-#define FAILED_STOP_GRACE (5 * NSEC_PER_SEC)
-static nsec_t stop_deadline(const struct generation *g)
+static void begin_shutdown(enum shutdown_cause cause, int status)
 {
-	nsec_t limit = hw.cfg.stop_timeout ? hw.cfg.stop_timeout : g->failed ? FAILED_STOP_GRACE : 0;
+	nsec_t t = now();
 
-	if (g->state != GEN_STOPPING || g->killed || limit == 0)
-		return NEVER;
-	return g->stop_at + limit;
-}
-
-static void check_stopping(nsec_t t)
-{
-	for (struct generation *g = hw.gens; g; g = g->next)
-		if (t >= stop_deadline(g)) {
-			logmsg(L_WARNING, "gen %u pid %d still running after stop timeout %.2fs; sending SIGKILL "
-			       "to its process group", g->number, (int)g->pid, seconds(stop_deadline(g) - g->stop_at));
-			kill_group(g);
-		}
-}
-
-static nsec_t next_deadline(void)
-{
-	nsec_t next = NEVER, n;
-	const char *how;
-
-	if (hw.starting && !hw.shutting_down) {
-		judge(hw.starting, &hw.cfg, now(), &n, &how);
-		next = n;
+	hw.exit.status = status;
+	hw.reload.pending = false;
+	for (struct generation *g = hw.gens; g; g = g->next) {
+		if (!hw.cfg.kill_at_exit)
+			kill_probe(g);
+		else if (g->state == GEN_STARTING)
+			set_state(g, GEN_FAILED, t); /* never ready: FAILED_STOP_GRACE, not an endless drain */
+		else if (g->state == GEN_CURRENT)
+			set_state(g, GEN_STOPPING, t);
+		else if (g->state == GEN_STOPPING && cause == SERVICE_DOWN && !g->killed && g->kill_at > t + FAILED_STOP_GRACE)
+			g->kill_at = t + FAILED_STOP_GRACE;
 	}
-	for (struct generation *g = hw.gens; g; g = g->next)
-		if (stop_deadline(g) < next)
-			next = stop_deadline(g);
-	return next;
+	enter(HW_STOPPING);
 }
 
-/* ---- events ------------------------------------------------------------------------------- */
-
-static void generation_exited(struct generation *g, int wstatus)
+static _Noreturn void exit_now(int status)
 {
-	int code = exit_code(wstatus);
-	unsigned number;
-	char desc[80];
+	if (hw.state != HW_STOPPING)
+		begin_shutdown(BY_SIGNAL, status);
+	tidy_files(status);
+	logmsg(L_INFO, "exiting with status %d", status);
+	exit(status);
+}
 
-	describe_status(wstatus, desc, sizeof(desc));
+static void maybe_finish(void)
+{
+	if (hw.state != HW_STOPPING)
+		return;
+	for (struct generation *g = hw.gens; g; g = g->next)
+		if (must_wait_for(g))
+			return;
+	exit_now(hw.exit.status);
+}
+
+/*
+ * Generation `number` will not become current (it could not be spawned, exec failed, it died,
+ * or it was not ready in time). The old current one, if any, stays; with none, nothing serves.
+ */
+static void report_failure(unsigned number, const char *reason, int status)
+{
+	const struct generation *cur = current_gen();
+	char stays[64] = "";
+
+	if (cur)
+		snprintf(stays, sizeof(stays), "; gen %u stays current", cur->number);
+	logmsg(L_ERROR, "gen %u failed: %s%s", number, reason, stays);
+	if (hw.reload.state == RELOAD_IN_PROGRESS) {
+		hw.reload.state = RELOAD_FAILED;
+		snprintf(hw.reload.reason, sizeof(hw.reload.reason), "gen %u failed: %s", number, reason);
+		upstream_ready();
+	}
+	if (!cur && hw.state != HW_STOPPING) /* generation 1, or the replacement of a dead current one */
+		begin_shutdown(SERVICE_DOWN, hw.exit.lost_current ? hw.exit.lost_status : status);
+	else
+		hw.status_dirty = true;
+}
+
+/* A starting generation failed; stop it (or what it left) and say so. */
+static void fail_starting(struct generation *g, const char *reason, int status, nsec_t t)
+{
+	if (g->main_exited)
+		kill_group(g, t); /* whatever it left behind was never ready either */
+	set_state(g, GEN_FAILED, t);
+	report_failure(g->number, reason, status);
+}
+
+static void become_ready(struct generation *g, nsec_t t, const char *how)
+{
+	struct generation *old = current_gen();
+
+	logmsg(L_INFO, "gen %u pid %d ready after %.2fs (%s)", g->number, (int)g->pid,
+	       seconds(t - g->spawned_at), how);
 	kill_probe(g);
-	if (g == hw.final_gen)
-		hw.exit_status = code;
-	switch (g->state) {
-	case GEN_STOPPING:
-		logmsg(L_INFO, "gen %u pid %d %s after draining %.2fs", g->number, (int)g->pid, desc,
-		       seconds(now() - g->stop_at));
-		if (hw.shutting_down && hw.cfg.kill_at_exit)
-			kill_leftovers(g); /* -k: nothing of ours outlives hupwatch */
-		remove_generation(g);
-		break;
-	case GEN_STARTING:
-		if (hw.shutting_down) {
-			logmsg(L_INFO, "gen %u pid %d %s", g->number, (int)g->pid, desc);
-			remove_generation(g);
-			break;
-		}
-		number = g->number;
-		kill_leftovers(g); /* whatever it left behind was never ready either */
-		remove_generation(g);
-		snprintf(desc + strlen(desc), sizeof(desc) - strlen(desc), " before ready");
-		fail_generation(number, false, desc, code);
-		break;
-	case GEN_CURRENT:
-		if (hw.starting) {
-			logmsg(L_ERROR, "gen %u pid %d %s; gen %u may still take over", g->number, (int)g->pid,
-			       desc, hw.starting->number);
-			kill_leftovers(g);
-			hw.orphan_status = code;
-			remove_generation(g);
-			write_status(run_state());
-			break;
-		}
-		logmsg(L_ERROR, "gen %u pid %d %s; exiting with status %d", g->number, (int)g->pid, desc, code);
-		kill_leftovers(g);
-		remove_generation(g);
-		terminate(code);
-		break;
+	hw.exit.lost_current = false;
+	if (hw.reload.state == RELOAD_IN_PROGRESS)
+		hw.reload.state = RELOAD_SUCCEEDED;
+	set_state(g, GEN_CURRENT, t);
+	if (old)
+		set_state(old, GEN_STOPPING, t);
+	enter(HW_RUNNING);
+	upstream_ready();
+}
+
+static void start_reload(void)
+{
+	char why[512];
+	int status;
+
+	hw.reload.count++;
+	hw.reload.state = RELOAD_IN_PROGRESS;
+	hw.reload.started = now();
+	hw.reload.covers = hw.reload.requests;
+	hw.reload.reason[0] = '\0';
+	hw.reload.generation = hw.last_number + 1;
+	upstream_send("RELOADING=1\nMONOTONIC_USEC=%" PRId64, hw.reload.started / 1000);
+	if (!spawn(why, sizeof(why), &status))
+		report_failure(hw.reload.generation, why, status);
+	hw.status_dirty = true;
+}
+
+/* HUPs that came while a generation was starting collapse into this one reload, once it settled. */
+static void run_pending_reload(void)
+{
+	if (hw.reload.pending && !starting_gen() && hw.state != HW_STOPPING) {
+		hw.reload.pending = false;
+		start_reload();
 	}
 }
 
-static void reap(void)
+static void request_reload(void)
 {
-	int wstatus;
-	pid_t pid;
+	const struct generation *s = starting_gen();
 
-	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
-		bool matched = false;
-		char desc[64];
-
-		for (struct generation *g = hw.gens; g && !matched; g = g->next) {
-			if (g->pid == pid) {
-				matched = true;
-				generation_exited(g, wstatus); /* may free g */
-				break;
-			}
-			if (g->probe_pid == pid) {
-				matched = true;
-				g->probe_pid = 0;
-				if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
-					g->probe_ok = true;
-				else {
-					describe_status(wstatus, desc, sizeof(desc));
-					logmsg(L_DEBUG, "gen %u: ready command %s", g->number, desc);
-				}
-				break;
-			}
-		}
-		if (!matched) {
-			describe_status(wstatus, desc, sizeof(desc));
-			logmsg(L_DEBUG, "reaped orphan pid %d (%s)", (int)pid, desc);
-		}
+	hw.reload.requests++;
+	hw.status_dirty = true;
+	if (hw.state == HW_STOPPING) {
+		logmsg(L_DEBUG, "reload requested (SIGHUP) while shutting down; ignored");
+		return;
 	}
+	if (s) {
+		logmsg(L_INFO, "reload requested (SIGHUP) while gen %u is starting; queued", s->number);
+		hw.reload.pending = true;
+		hw.status_dirty = true;
+		return;
+	}
+	logmsg(L_INFO, "reload requested (SIGHUP)");
+	start_reload();
+}
+
+static void request_shutdown(int sig)
+{
+	struct generation *cur = current_gen(), *g = cur ? cur : starting_gen();
+
+	if (hw.state == HW_STOPPING) {
+		if (!hw.cfg.kill_at_exit) /* exiting anyway, waiting for a failed generation: now */
+			exit_now(hw.exit.status);
+		logmsg(L_DEBUG, "%s received again; already shutting down", signame(sig));
+		return;
+	}
+	if (!hw.cfg.kill_at_exit) {
+		if (g)
+			logmsg(L_INFO, "%s received; exiting, leaving gen %u pid %d running", signame(sig),
+			       g->number, (int)g->pid);
+		else
+			logmsg(L_INFO, "%s received; exiting", signame(sig));
+		exit_now(0);
+	}
+	logmsg(L_INFO, "%s received; stopping all generations", signame(sig));
+	/* The current generation's status; one that already died while a replacement started has it. */
+	hw.exit.final_gen = cur || !hw.exit.lost_current ? g : NULL;
+	begin_shutdown(BY_SIGNAL, hw.exit.final_gen ? 0 : hw.exit.lost_status);
 }
 
 static void forward(int sig)
 {
-	struct generation *g = hw.current ? hw.current : hw.starting;
+	struct generation *cur = current_gen(), *g = cur ? cur : starting_gen();
 
 	if (!g) {
 		logmsg(L_WARNING, "%s received but no generation runs; not forwarded", signame(sig));
@@ -1861,29 +2278,183 @@ static void forward(int sig)
 		logmsg(L_WARNING, "cannot forward %s to pid %d: %s", signame(sig), (int)g->pid, strerror(errno));
 }
 
-static void request_shutdown(int sig)
-{
-	struct generation *g = hw.current ? hw.current : hw.starting;
+/* ---- events ------------------------------------------------------------------------------- */
 
-	if (hw.shutting_down) {
-		if (!hw.cfg.kill_at_exit) /* exiting anyway, waiting for a failed generation: now */
-			finish(hw.exit_status);
-		logmsg(L_DEBUG, "%s received again; already shutting down", signame(sig));
+static void check_starting(nsec_t t)
+{
+	struct generation *g = starting_gen();
+	const char *how;
+	nsec_t next;
+	char reason[64];
+
+	if (!g || hw.state == HW_STOPPING)
+		return;
+	switch (judge(g, &hw.cfg, t, &next, &how)) {
+	case READY:
+		become_ready(g, t, how);
+		return;
+	case TIMED_OUT:
+		snprintf(reason, sizeof(reason), "not ready after %.2fs", seconds(t - g->spawned_at));
+		fail_starting(g, reason, EXIT_NOT_READY, t);
+		return;
+	case NOT_YET:
+		if (hw.cfg.ready_cmd && g->exec_fd < 0 && !g->probe_ok && g->probe_pid <= 0 && t >= g->probe_next)
+			run_probe(g, t);
+	}
+}
+
+/* The exec pipe of a starting generation spoke (or closed). */
+static void exec_reported(struct generation *g, nsec_t t)
+{
+	char why[512];
+	int status;
+
+	if (read_exec_pipe(g, why, sizeof(why), &status) == EXEC_FAILED && g->state == GEN_STARTING)
+		fail_starting(g, why, status, t);
+}
+
+static void check_stopping(nsec_t t)
+{
+	for (struct generation *g = hw.gens, *next; g; g = next) {
+		next = g->next;
+		if (t < g->kill_at || (g->state != GEN_STOPPING && g->state != GEN_FAILED))
+			continue;
+		if (!g->killed) {
+			logmsg(L_WARNING, "gen %u pid %d still running after stop timeout %.2fs; sending SIGKILL "
+			       "to its process group", g->number, (int)g->pid, seconds(t - g->stop_at));
+			kill_group(g, t);
+		} else {
+			logmsg(L_ERROR, "gen %u: its process group %d is still there %.2fs after SIGKILL; no longer "
+			       "waiting for it", g->number, (int)g->pid, seconds(KILL_GRACE));
+			remove_generation(g);
+		}
+	}
+}
+
+/* A generation is gone once its whole process group is. */
+static void end_if_gone(struct generation *g)
+{
+	if (!g->main_exited || group_alive(g))
+		return;
+	if (g->killed || g->state == GEN_STOPPING)
+		logmsg(L_DEBUG, "gen %u gone: its process group has ended", g->number);
+	remove_generation(g);
+}
+
+/* STARTING, main exited: it was never ready. What the exec pipe says comes first. */
+static void starting_exited(struct generation *g, const char *desc, int code, nsec_t t)
+{
+	char why[512];
+	int status = code;
+
+	if (g->exec_fd < 0 || read_exec_pipe(g, why, sizeof(why), &status) != EXEC_FAILED) {
+		snprintf(why, sizeof(why), "%s before ready", desc);
+		status = code;
+	}
+	fail_starting(g, why, status, t);
+}
+
+/* CURRENT, main exited on its own: what it left is killed; a starting one may still take over. */
+static void current_exited(struct generation *g, const char *desc, int code, nsec_t t)
+{
+	const struct generation *s = starting_gen();
+
+	kill_group(g, t); /* say the workers of a crashed master: they hold the sockets, serve no one */
+	set_state(g, GEN_STOPPING, t);
+	if (s) {
+		logmsg(L_ERROR, "gen %u pid %d %s; gen %u may still take over", g->number, (int)g->pid, desc, s->number);
+		hw.exit.lost_current = true;
+		hw.exit.lost_status = code;
+		enter(HW_STARTING);
 		return;
 	}
-	if (!hw.cfg.kill_at_exit) {
-		if (g)
-			logmsg(L_INFO, "%s received; exiting, leaving gen %u pid %d running", signame(sig),
-			       g->number, (int)g->pid);
-		else
-			logmsg(L_INFO, "%s received; exiting", signame(sig));
-		terminate(0);
-		finish(0);
+	logmsg(L_ERROR, "gen %u pid %d %s; exiting with status %d", g->number, (int)g->pid, desc, code);
+	begin_shutdown(SERVICE_DOWN, code);
+}
+
+/* STOPPING or FAILED, main exited: the rest of its group gets the stop signal too. */
+static void stopping_exited(struct generation *g, const char *desc)
+{
+	logmsg(L_INFO, "gen %u pid %d %s after draining %.2fs", g->number, (int)g->pid, desc,
+	       seconds(now() - g->stop_at));
+	if (group_alive(g) && !g->killed) {
+		logmsg(L_INFO, "gen %u: stopping what is left in its process group (%s)", g->number,
+		       signame(hw.cfg.stop_signal));
+		signal_stop(-g->pid);
 	}
-	logmsg(L_INFO, "%s received; stopping all generations", signame(sig));
-	/* The current generation's status; one that already died while a replacement started has it. */
-	hw.final_gen = hw.current || hw.orphan_status < 0 ? g : NULL;
-	terminate(hw.final_gen ? 0 : hw.orphan_status);
+}
+
+static void main_exited(struct generation *g, int wstatus)
+{
+	int code = exit_code(wstatus);
+	nsec_t t = now();
+	char desc[80];
+
+	describe_status(wstatus, desc, sizeof(desc));
+	kill_probe(g);
+	g->main_exited = true;
+	g->main_status = wstatus;
+	if (g == hw.exit.final_gen)
+		hw.exit.status = code;
+	switch (g->state) {
+	case GEN_STARTING:
+		starting_exited(g, desc, code, t);
+		break;
+	case GEN_CURRENT:
+		current_exited(g, desc, code, t);
+		break;
+	case GEN_STOPPING:
+	case GEN_FAILED:
+		stopping_exited(g, desc);
+		break;
+	}
+}
+
+static void probe_exited(struct generation *g, int wstatus)
+{
+	char desc[64];
+
+	g->probe_pid = 0;
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+		g->probe_ok = true;
+		return;
+	}
+	describe_status(wstatus, desc, sizeof(desc));
+	logmsg(L_DEBUG, "gen %u: ready command %s", g->number, desc);
+}
+
+/* Whose child pid was: a generation's main process, its ready command, or neither. */
+static bool child_exited(pid_t pid, int wstatus)
+{
+	for (struct generation *g = hw.gens; g; g = g->next) {
+		if (g->pid == pid && !g->main_exited) {
+			main_exited(g, wstatus);
+			return true;
+		}
+		if (g->probe_pid == pid) {
+			probe_exited(g, wstatus);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void reap(void)
+{
+	int wstatus;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0)
+		if (!child_exited(pid, wstatus)) {
+			char desc[64];
+
+			describe_status(wstatus, desc, sizeof(desc));
+			logmsg(L_DEBUG, "reaped orphan pid %d (%s)", (int)pid, desc);
+		}
+	for (struct generation *g = hw.gens, *next; g; g = next) {
+		next = g->next;
+		end_if_gone(g);
+	}
 }
 
 static void handle_signal(const struct signalfd_siginfo *si)
@@ -1915,26 +2486,66 @@ static void read_signals(void)
 			handle_signal(&si[i]);
 }
 
-/*
- * The notify socket's name is visible in /proc/net/unix, so anyone local can write to it: log
- * at most 10 dropped messages a second, and how many were not logged.
- */
+/* The notify socket's name is visible in /proc/net/unix, so anyone local can write to it. */
 static void drop_notify(pid_t pid, const char *why)
 {
-	static nsec_t window;
-	static unsigned logged, unlogged;
-	nsec_t t = now();
-
-	if (t - window >= NSEC_PER_SEC) {
-		if (unlogged)
-			logmsg(L_DEBUG, "dropped %u more notify messages", unlogged);
-		window = t;
-		logged = unlogged = 0;
-	}
-	if (logged++ < 10)
+	if (ratelimit_allow(&hw.notify.drops, now()))
 		logmsg(L_DEBUG, "dropped notify message from pid %d: %s", (int)pid, why);
-	else
-		unlogged++;
+}
+
+/* Descriptors sent along (an fd store is not ours to keep) are closed; the sender comes back. */
+static pid_t message_sender(struct msghdr *msg)
+{
+	pid_t pid = 0;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred cred;
+
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			pid = cred.pid;
+		} else if (c->cmsg_type == SCM_RIGHTS) {
+			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+				close(fd);
+			}
+		}
+	}
+	return pid;
+}
+
+/* One datagram from pid, checked and credited to its generation. */
+static void take_notify(pid_t pid, const char *buf, size_t n, bool truncated)
+{
+	struct generation *g;
+	struct notify_msg m;
+
+	if (pid <= 0) {
+		drop_notify(0, "no sender credentials");
+		return;
+	}
+	if (truncated) {
+		drop_notify(pid, "oversized");
+		return;
+	}
+	if (!(g = generation_of(pid))) {
+		drop_notify(pid, "not from a generation");
+		return;
+	}
+	if (parse_notify(buf, n, &m)) {
+		drop_notify(pid, "malformed");
+		return;
+	}
+	if (m.has_status && ratelimit_allow(&g->status_lines, now()))
+		logmsg(L_INFO, "gen %u pid %d status: %s", g->number, (int)g->pid, m.status);
+	if (m.ready && g->state == GEN_STARTING)
+		g->notified = true;
+	else if (m.ready)
+		logmsg(L_DEBUG, "READY=1 from gen %u pid %d ignored: not starting", g->number, (int)g->pid);
 }
 
 static void read_notify(void)
@@ -1949,49 +2560,41 @@ static void read_notify(void)
 		struct iovec iov = { buf, sizeof(buf) };
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
 				      .msg_controllen = sizeof(control.buf) };
-		struct ucred *cred = NULL;
-		struct generation *g;
-		struct notify_msg m;
-		ssize_t n = recvmsg(hw.notify_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+		ssize_t n = recvmsg(hw.notify.fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
 
 		if (n < 0)
 			return;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-			if (c->cmsg_level != SOL_SOCKET)
-				continue;
-			if (c->cmsg_type == SCM_CREDENTIALS)
-				cred = (struct ucred *)CMSG_DATA(c);
-			else if (c->cmsg_type == SCM_RIGHTS) /* fd store is not ours to keep: close */
-				for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-					int fd;
-
-					memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-					close(fd);
-				}
-		}
-		if (!cred || cred->pid <= 0) {
-			drop_notify(0, "no sender credentials");
-			continue;
-		}
-		if ((size_t)n > sizeof(buf) || (msg.msg_flags & MSG_TRUNC)) {
-			drop_notify(cred->pid, "oversized");
-			continue;
-		}
-		if (!(g = generation_of(cred->pid))) {
-			drop_notify(cred->pid, "not from a generation");
-			continue;
-		}
-		if (parse_notify(buf, (size_t)n, &m)) {
-			drop_notify(cred->pid, "malformed");
-			continue;
-		}
-		if (m.has_status)
-			logmsg(L_INFO, "gen %u pid %d status: %s", g->number, (int)g->pid, m.status);
-		if (m.ready && g == hw.starting)
-			g->notified = true;
-		else if (m.ready)
-			logmsg(L_DEBUG, "READY=1 from gen %u pid %d ignored: not starting", g->number, (int)g->pid);
+		take_notify(message_sender(&msg), buf, (size_t)n,
+			    (size_t)n > sizeof(buf) || (msg.msg_flags & MSG_TRUNC));
 	}
+}
+
+/* The nearest thing due: the starting generation's verdict, a SIGKILL, a rate-limit count. */
+static nsec_t next_deadline(void)
+{
+	struct generation *s = starting_gen();
+	nsec_t next = ratelimit_due(&hw.notify.drops), n;
+	const char *how;
+
+	if (s && hw.state != HW_STOPPING) {
+		judge(s, &hw.cfg, now(), &n, &how);
+		if (n < next)
+			next = n;
+	}
+	for (const struct generation *g = hw.gens; g; g = g->next) {
+		if ((g->state == GEN_STOPPING || g->state == GEN_FAILED) && g->kill_at < next)
+			next = g->kill_at;
+		if (ratelimit_due(&g->status_lines) < next)
+			next = ratelimit_due(&g->status_lines);
+	}
+	return next;
+}
+
+static void flush_ratelimits(nsec_t t)
+{
+	ratelimit_flush(&hw.notify.drops, t);
+	for (struct generation *g = hw.gens; g; g = g->next)
+		ratelimit_flush(&g->status_lines, t);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------- */
@@ -2111,17 +2714,25 @@ static int write_pid_file(void)
 		logmsg(L_ERROR, "cannot write pid file '%s': %s", hw.cfg.pid_file, strerror(errno));
 		return -1;
 	}
-	hw.pid_file_written = true;
+	hw.files.pid_written = true;
+	return 0;
+}
+
+static int setup_files(void)
+{
+	const struct config *c = &hw.cfg;
+
+	if (c->pid_file && check_own_file("--pid-file", c->pid_file, PID_FILE))
+		return -1;
+	if (c->status_file && (lock_status_file(c->status_file) ||
+			       check_own_file("--status-file", c->status_file, STATUS_FILE)))
+		return -1;
 	return 0;
 }
 
 static int setup(void)
 {
-	if (hw.cfg.pid_file && check_own_file("--pid-file", hw.cfg.pid_file, false))
-		return -1;
-	if (hw.cfg.status_file && check_own_file("--status-file", hw.cfg.status_file, true))
-		return -1;
-	if (setup_signals() || resolve_workdir())
+	if (setup_files() || setup_signals() || resolve_workdir())
 		return -1;
 	/* Adopt the orphans of our children, so none is left a zombie (also as PID 1). */
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1))
@@ -2132,45 +2743,95 @@ static int setup(void)
 	join_fdnames();
 	upstream_init();
 	hw.starttime = process_starttime(getpid());
+	snprintf(hw.notify.drops.what, sizeof(hw.notify.drops.what), "dropped notify");
 	return 0;
 }
 
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+/* What the loop sleeps on: signals, notify datagrams, exec pipes; `gens` says whose pipe is which. */
+static nfds_t poll_set(struct pollfd *fds, struct generation **gens, nfds_t max)
+{
+	nfds_t n = 0;
+
+	fds[n++] = (struct pollfd){ hw.sigfd, POLLIN, 0 };
+	if (hw.notify.fd >= 0)
+		fds[n++] = (struct pollfd){ hw.notify.fd, POLLIN, 0 };
+	for (struct generation *g = hw.gens; g && n < max; g = g->next)
+		if (g->exec_fd >= 0) {
+			gens[n] = g;
+			fds[n++] = (struct pollfd){ g->exec_fd, POLLIN, 0 };
+		}
+	return n;
+}
+
+static bool still_there(const struct generation *g)
+{
+	for (const struct generation *p = hw.gens; p; p = p->next)
+		if (p == g)
+			return true;
+	return false;
+}
+
+static struct timespec *timeout_until(nsec_t deadline, struct timespec *ts)
+{
+	nsec_t wait;
+
+	if (deadline == NEVER)
+		return NULL; /* idle: no wake-up at all */
+	wait = deadline - now();
+	if (wait < 0)
+		wait = 0;
+	ts->tv_sec = (time_t)(wait / NSEC_PER_SEC);
+	ts->tv_nsec = (long)(wait % NSEC_PER_SEC);
+	return ts;
+}
+
+/* Act on what is due before sleeping: a warm-up of 0 is due at once. */
+static void run_due(void)
+{
+	nsec_t t = now();
+
+	check_starting(t);
+	run_pending_reload();
+	check_stopping(t);
+	flush_ratelimits(t);
+	maybe_finish();
+	if (hw.status_dirty)
+		write_status();
+}
+
+/*
+ * The phase rule: before this loop, any failure is hupwatch's own and exits 125 with one line.
+ * From here on hupwatch runs a service, and a failure costs at most the generation it concerns:
+ * nothing here exits but maybe_finish() (nothing left to wait for), a signal, or a dead service.
+ */
 static _Noreturn void event_loop(void)
 {
 	for (;;) {
-		struct pollfd fds[2] = { { hw.sigfd, POLLIN, 0 }, { hw.notify_fd, POLLIN, 0 } };
-		struct timespec ts, *tsp = NULL;
-		nsec_t t = now(), deadline;
+		struct pollfd fds[8];
+		struct generation *gens[8] = { NULL };
+		struct timespec ts;
+		nfds_t n;
 
-		/* Act on what is due before sleeping: a warm-up of 0 is due at once. */
-		check_starting(t);
-		run_pending_reload();
-		check_stopping(t);
-		maybe_finish();
-		deadline = next_deadline();
-		if (deadline != NEVER) {
-			nsec_t wait = deadline - now();
-
-			if (wait < 0)
-				wait = 0;
-			ts.tv_sec = (time_t)(wait / NSEC_PER_SEC);
-			ts.tv_nsec = (long)(wait % NSEC_PER_SEC);
-			tsp = &ts;
-		}
-		if (ppoll(fds, hw.notify_fd >= 0 ? 2 : 1, tsp, NULL) < 0 && errno != EINTR) {
+		run_due();
+		n = poll_set(fds, gens, COUNT(fds));
+		if (ppoll(fds, n, timeout_until(next_deadline(), &ts), NULL) < 0 && errno != EINTR) {
 			logmsg(L_ERROR, "cannot wait for events: %s", strerror(errno));
-			terminate(EXIT_FAILURE_OWN);
-			finish(EXIT_FAILURE_OWN);
+			exit_now(EXIT_FAILURE_OWN);
 		}
 		/* Signals first: a generation that died counts as dead before its warm-up can pass. */
 		if (fds[0].revents)
 			read_signals();
-		if (hw.notify_fd >= 0 && fds[1].revents)
-			read_notify();
+		for (nfds_t i = 1; i < n; i++)
+			if (fds[i].revents && !gens[i] && fds[i].fd == hw.notify.fd)
+				read_notify();
+			else if (fds[i].revents && gens[i] && still_there(gens[i]) && gens[i]->exec_fd == fds[i].fd)
+				exec_reported(gens[i], now());
 	}
 }
 
-/* ---- --reload: the deploy step that reports the outcome ---------------------------------- */
+/* ---- reload client: hupwatch --reload ------------------------------------------------------ */
 
 static int read_status_file(const char *path, struct status_info *st)
 {
@@ -2186,8 +2847,8 @@ static int read_status_file(const char *path, struct status_info *st)
 	return 0;
 }
 
-static int reload_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int reload_failed(const char *fmt, ...)
+static int client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int client_error(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -2199,34 +2860,56 @@ static int reload_failed(const char *fmt, ...)
 	return EXIT_FAILURE_OWN;
 }
 
-static int run_reload_client(const struct config *c)
+enum outcome { PENDING, SUCCEEDED, FAILED, GONE };
+
+/*
+ * Pure: how the reload asked for after `before` was read stands in `cur`. Ours is the first
+ * reload that answers a request made after `before` (hupwatch counts its SIGHUPs); no clock is
+ * compared, for the client's need not be hupwatch's (time namespaces).
+ */
+static enum outcome reload_outcome(const struct status_info *before, const struct status_info *cur)
 {
-	const char *path = c->status_file;
-	struct status_info st;
-	char *dir, *slash;
-	nsec_t start, limit;
+	bool ours = cur->reload_covers > before->requests;
+
+	/* A success stands even if hupwatch went on to exit; a failure with nothing left serving does not. */
+	if (ours && cur->reload_state == RELOAD_SUCCEEDED)
+		return SUCCEEDED;
+	if (cur->pid != before->pid || cur->state == HW_EXITED || cur->state == HW_STOPPING)
+		return GONE;
+	if (ours && cur->reload_state == RELOAD_FAILED)
+		return FAILED;
+	return PENDING;
+}
+
+/* Whether a reload may be asked of the hupwatch that wrote st; 0 if so, else its exit status. */
+static int check_target(const char *path, const struct status_info *st)
+{
+	if (st->state == HW_EXITED)
+		return client_error("no hupwatch is running for '%s' (pid %ld exited with status %d)", path,
+				    st->pid, st->exit_status);
+	if (!hupwatch_alive(st))
+		return client_error("no hupwatch is running for '%s' (pid %ld is gone)", path, st->pid);
+	if (st->state == HW_STOPPING)
+		return client_error("hupwatch pid %ld is shutting down", st->pid);
+	return 0;
+}
+
+/* How long to wait: -t, else what hupwatch may take (twice, behind a reload in progress), plus 10 s. */
+static nsec_t client_limit(const struct config *c, const struct status_info *st)
+{
+	if (c->ready_timeout_set)
+		return c->ready_timeout;
+	if (st->ready_wait == NEVER)
+		return NEVER; /* hupwatch waits without limit: so do we */
+	return st->ready_wait * (st->reload_state == RELOAD_IN_PROGRESS ? 2 : 1) + 10 * NSEC_PER_SEC;
+}
+
+/* inotify on the status file's directory: the file is replaced by rename. -1 if none. */
+static int watch_status(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
 	int ifd;
 
-	if (read_status_file(path, &st))
-		return reload_failed(errno == EINVAL ? "'%s' is not a hupwatch status file" :
-				     "cannot read status file '%s': %s", path, strerror(errno));
-	if (strcmp(st.state, "exited") == 0)
-		return reload_failed("no hupwatch is running for '%s' (pid %ld exited with status %d)", path,
-				     st.pid, st.exit_status);
-	if (!hupwatch_alive(&st))
-		return reload_failed("no hupwatch is running for '%s' (pid %ld is gone)", path, st.pid);
-	if (strcmp(st.state, "stopping") == 0)
-		return reload_failed("hupwatch pid %ld is shutting down", st.pid);
-	if (c->ready_timeout_set)
-		limit = c->ready_timeout;
-	else if (st.ready_wait >= MAX_SECONDS * NSEC_PER_SEC)
-		limit = 0; /* hupwatch waits without limit: so do we */
-	else /* a reload in progress first, then ours; each may take ready_wait */
-		limit = st.ready_wait * (strcmp(st.reload_state, "in-progress") == 0 ? 2 : 1) + 10 * NSEC_PER_SEC;
-
-	/* Watch the directory before signalling: the status file is replaced by rename. */
-	dir = xstrdup(path);
-	slash = strrchr(dir, '/');
 	if (slash)
 		slash[slash == dir] = '\0';
 	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
@@ -2235,66 +2918,94 @@ static int run_reload_client(const struct config *c)
 		ifd = -1;
 	}
 	free(dir);
+	return ifd;
+}
 
-	start = now();
+/* inotify wakes us on every rewrite; waking at least 4 times a second also notices a vanished hupwatch. */
+static void wait_for_change(int ifd, nsec_t left)
+{
+	struct pollfd pfd = { ifd, POLLIN, 0 };
+	char drain[4096];
+
+	if (left > NSEC_PER_SEC / 4)
+		left = NSEC_PER_SEC / 4;
+	poll(&pfd, ifd >= 0 ? 1 : 0, (int)(left / 1000000) + 1);
+	while (ifd >= 0 && read(ifd, drain, sizeof(drain)) > 0)
+		;
+}
+
+static int report_outcome(enum outcome o, const struct status_info *before, const struct status_info *cur)
+{
+	if (o == SUCCEEDED) {
+		printf("hupwatch: reload %u succeeded: gen %u pid %ld is current\n", cur->reload, cur->generation,
+		       cur->generation_pid);
+		return 0;
+	}
+	if (o == FAILED) {
+		fprintf(stderr, "hupwatch: reload %u failed: %s; gen %u pid %ld still current\n", cur->reload,
+			cur->reload_reason, cur->generation, cur->generation_pid);
+		return EXIT_NOT_READY;
+	}
+	if (cur->state == HW_EXITED)
+		return client_error("hupwatch pid %ld exited with status %d before the reload succeeded", before->pid,
+				    cur->exit_status);
+	return client_error("hupwatch pid %ld %s before the reload succeeded", before->pid,
+			    cur->state == HW_STOPPING ? "began shutting down" : "is gone");
+}
+
+/* Until the outcome is known or the limit passes. */
+static int await_outcome(const char *path, const struct status_info *before, nsec_t limit, int ifd)
+{
+	nsec_t start = now();
+
+	for (;;) {
+		struct status_info cur;
+		enum outcome o = PENDING;
+		nsec_t left = limit == NEVER ? NEVER : start + limit - now();
+
+		if (read_status_file(path, &cur) == 0) {
+			o = reload_outcome(before, &cur);
+			if (o == PENDING && !hupwatch_alive(&cur))
+				o = GONE;
+		}
+		if (o != PENDING)
+			return report_outcome(o, before, &cur);
+		if (left <= 0) {
+			fprintf(stderr, "hupwatch: timed out after %.2fs waiting for the reload to settle\n", seconds(limit));
+			return EXIT_TIMEDOUT;
+		}
+		wait_for_change(ifd, left);
+	}
+}
+
+static int run_reload_client(const struct config *c)
+{
+	const char *path = c->status_file;
+	struct status_info st;
+	int ifd, rc;
+
+	if (read_status_file(path, &st))
+		return client_error(errno == EINVAL ? "'%s' is not a hupwatch status file" :
+				    "cannot read status file '%s': %s", path, strerror(errno));
+	rc = check_target(path, &st);
+	if (rc)
+		return rc;
+	/* Watch before signalling, so that no rewrite is missed. */
+	ifd = watch_status(path);
 	if (kill((pid_t)st.pid, SIGHUP)) {
 		int saved = errno;
 
 		if (ifd >= 0)
 			close(ifd);
-		return reload_failed("cannot signal hupwatch pid %ld: %s", st.pid, strerror(saved));
+		return client_error("cannot signal hupwatch pid %ld: %s", st.pid, strerror(saved));
 	}
-	for (;;) {
-		struct status_info cur;
-		struct pollfd pfd = { ifd, POLLIN, 0 };
-		nsec_t left = limit ? start + limit - now() : NEVER;
-
-		if (read_status_file(path, &cur) == 0) {
-			if (cur.reload_started >= start && strcmp(cur.reload_state, "succeeded") == 0) {
-				printf("hupwatch: reload %u succeeded: gen %u pid %ld is current\n", cur.reload,
-				       cur.generation, cur.generation_pid);
-				break;
-			}
-			if (strcmp(cur.state, "exited") == 0 || strcmp(cur.state, "stopping") == 0 ||
-			    cur.pid != st.pid || !hupwatch_alive(&cur)) {
-				if (ifd >= 0)
-					close(ifd);
-				if (strcmp(cur.state, "exited") == 0)
-					return reload_failed("hupwatch pid %ld exited with status %d before the reload "
-							     "succeeded", st.pid, cur.exit_status);
-				return reload_failed("hupwatch pid %ld %s before the reload succeeded", st.pid,
-						     strcmp(cur.state, "stopping") == 0 ? "began shutting down" : "is gone");
-			}
-			if (cur.reload_started >= start && strcmp(cur.reload_state, "failed") == 0) {
-				fprintf(stderr, "hupwatch: reload %u failed: %s; gen %u pid %ld still current\n",
-					cur.reload, cur.reload_reason, cur.generation, cur.generation_pid);
-				if (ifd >= 0)
-					close(ifd);
-				return 1;
-			}
-		}
-		if (left <= 0) {
-			if (ifd >= 0)
-				close(ifd);
-			fprintf(stderr, "hupwatch: timed out after %.2fs waiting for the reload to settle\n",
-				seconds(limit));
-			return EXIT_TIMEDOUT;
-		}
-		/* inotify wakes us on every rewrite; the bounded wait also notices a vanished hupwatch. */
-		if (left > NSEC_PER_SEC / 4)
-			left = NSEC_PER_SEC / 4;
-		poll(&pfd, ifd >= 0 ? 1 : 0, (int)(left / 1000000) + 1);
-		if (ifd >= 0) {
-			char drain[4096];
-
-			while (read(ifd, drain, sizeof(drain)) > 0)
-				;
-		}
-	}
+	rc = await_outcome(path, &st, client_limit(c, &st), ifd);
 	if (ifd >= 0)
 		close(ifd);
-	return 0;
+	return rc;
 }
+
+/* ---- main --------------------------------------------------------------------------------- */
 
 #ifndef UNIT_TEST
 int main(int argc, char **argv)
@@ -2317,12 +3028,15 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE_OWN;
 	}
 	/* Both files before generation 1: a path that cannot be written is found now, not later. */
-	if (write_pid_file() || write_status("starting"))
-		finish(EXIT_FAILURE_OWN);
-	/* Generation 1. */
+	if (write_pid_file())
+		exit_now(EXIT_FAILURE_OWN);
+	write_status();
+	if (hw.cfg.status_file && !hw.files.status_written)
+		exit_now(EXIT_FAILURE_OWN);
+	/* Generation 1: how its exec went, the loop hears. */
 	if (!spawn(why, sizeof(why), &status)) {
 		logmsg(L_ERROR, "%s", why);
-		finish(status);
+		exit_now(status);
 	}
 	/* Everything else happens in response to an event. */
 	event_loop();

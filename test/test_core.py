@@ -338,7 +338,7 @@ class CoreTest(unittest.TestCase):
                     for cmd, rc, name, err in cases]
             for hw, rc, name, err in runs:
                 self.assertEqual(hw.wait_exit(), rc, hw.stderr())
-                hw.wait_log(r"error: cannot execute '%s': %s$" % (re.escape(name), err))
+                hw.wait_log(r"error: gen 1 failed: cannot execute '%s': %s$" % (re.escape(name), err))
                 self.assertEqual(hw.log_matches(r"gen 1 pid \d+ ready"), [])
 
     def test_sigstop_is_not_an_exit(self):

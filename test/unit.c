@@ -66,13 +66,13 @@ static void reset_hw(void)
 	}
 	free(hw.workdir);
 	memset(&hw, 0, sizeof(hw));
-	hw.sigfd = hw.notify_fd = hw.upstream_fd = -1;
-	hw.orphan_status = -1;
+	hw.sigfd = hw.notify.fd = hw.upstream.fd = hw.files.lock_fd = -1;
 	hw.cfg = (struct config){
 		.warmup = SEC(1),
 		.ready_interval = MSEC(200),
 		.ready_timeout = SEC(60),
 		.stop_signal = SIGTERM,
+		.stop_timeout = NEVER,
 		.backlog = SOMAXCONN,
 		.level = SILENT,
 		.command = default_command,
@@ -171,24 +171,64 @@ static int reap_pid(pid_t pid)
 {
 	int st;
 
-	while (waitpid(pid, &st, 0) < 0)
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno == ECHILD) /* reaped already (gen_exited() does, as reap() would) */
+			return -1;
 		assert_int_equal(errno, EINTR);
+	}
 	return st;
 }
 
 /* A generation linked into hw.gens, allocated as spawn() does (remove_generation frees it). */
+/* The main process of g was reaped with status st, as reap() would then see it: gone with its group. */
+static void gen_exited(struct generation *g, int st)
+{
+	(void)waitpid(g->pid, NULL, WNOHANG); /* wait_dead() leaves a zombie, which still counts in its group */
+	main_exited(g, st);
+	for (struct generation *p = hw.gens, *next; p; p = next) {
+		next = p->next;
+		end_if_gone(p);
+	}
+}
+
+/* Until the exec pipe of g has said how its exec went (EOF or an error), as the loop would hear it. */
+static void await_exec(struct generation *g)
+{
+	while (g->exec_fd >= 0 && g->state == GEN_STARTING) {
+		struct pollfd pfd = { g->exec_fd, POLLIN, 0 };
+
+		assert_true(poll(&pfd, 1, 5000) == 1);
+		exec_reported(g, now());
+	}
+}
+
+/* A spawn whose exec fails: its report is read and its child reaped, as the loop would. */
+static void settle_failed_spawn(struct generation *g)
+{
+	assert_non_null(g);
+	gen_exited(g, wait_dead(g->pid));
+}
+
+/* write_status() with hupwatch in the state of that name. */
+static void write_status_as(const char *name)
+{
+	for (size_t i = 0; i < COUNT(hw_state_names); i++)
+		if (strcmp(name, hw_state_names[i]) == 0)
+			hw.state = (enum hw_state)i;
+	write_status();
+}
+
 static struct generation *add_gen(unsigned number, pid_t pid, enum gen_state state)
 {
 	struct generation *g = xmalloc(sizeof(*g));
 
-	*g = (struct generation){ .number = number, .pid = pid, .state = state, .spawned_at = now() };
+	*g = (struct generation){ .number = number, .pid = pid, .state = state, .spawned_at = now(),
+				  .exec_fd = -1, .kill_at = NEVER };
 	g->probe_next = g->spawned_at;
 	g->next = hw.gens;
 	hw.gens = g;
-	if (state == GEN_CURRENT)
-		hw.current = g;
-	else if (state == GEN_STARTING)
-		hw.starting = g;
+	if (state == GEN_CURRENT && hw.state == HW_STARTING)
+		hw.state = HW_RUNNING;
 	if (number > hw.last_number)
 		hw.last_number = number;
 	return g;
@@ -293,9 +333,6 @@ static void test_duration_valid(void **state)
 		{ "1000000000.", SEC(1000000000) },
 		{ "1000000000.000000000", SEC(1000000000) },
 		{ "999999999.999999999", SEC(1000000000) - 1 },
-		/* Below a nanosecond is truncated, not rejected. */
-		{ "1.0000000009", SEC(1) },
-		{ "0.0000000001", 0 },
 	};
 	(void)state;
 	for (size_t i = 0; i < COUNT(ok); i++) {
@@ -344,12 +381,15 @@ static void test_duration_huge_digit_strings(void **state)
 	s[sizeof(s) - 2] = '7';
 	assert_int_equal(parse_duration(s, &d), 0);
 	assert_int_equal(d, SEC(7));
-	/* A long fraction: digits past the nanosecond are dropped. */
+	/* A fraction finer than the nanosecond hupwatch counts is refused, not silently cut. */
 	s[0] = '3';
 	s[1] = '.';
 	memset(s + 2, '9', sizeof(s) - 3);
-	assert_int_equal(parse_duration(s, &d), 0);
-	assert_int_equal(d, SEC(3) + 999999999);
+	assert_int_equal(parse_duration(s, &d), -1);
+	assert_int_equal(parse_duration("1.0000000009", &d), -1);
+	assert_int_equal(parse_duration("0.0000000001", &d), -1);
+	assert_int_equal(parse_duration("1000000000.0000000001", &d), -1);
+	assert_int_equal(parse_duration("1.0000000000", &d), -1);
 }
 
 /* ---- signals ----------------------------------------------------------------------------- */
@@ -803,17 +843,16 @@ static void test_status_parse_minimal(void **state)
 	(void)state;
 	assert_int_equal(status_str("pid=12\nstate=running\n", &st), 0);
 	assert_int_equal(st.pid, 12);
-	assert_string_equal(st.state, "running");
+	assert_string_equal(hw_state_names[st.state], "running");
 	assert_int_equal(st.exit_status, -1); /* absent */
 	assert_int_equal(st.generation, 0);
-	assert_string_equal(st.reload_state, "");
+	assert_string_equal(reload_state_names[st.reload_state], "none");
 	/* No final newline, empty lines, unknown keys (a newer hupwatch's): all fine. */
 	assert_int_equal(status_str("pid=12\n\nstate=exited\nfuture_key=whatever\nexit_status=3", &st), 0);
-	assert_string_equal(st.state, "exited");
+	assert_string_equal(hw_state_names[st.state], "exited");
 	assert_int_equal(st.exit_status, 3);
-	/* Values are copied bounded. */
-	assert_int_equal(status_str("pid=1\nstate=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", &st), 0);
-	assert_int_equal(strlen(st.state), sizeof(st.state) - 1);
+	/* A state no hupwatch writes: not a status file. */
+	assert_int_equal(status_str("pid=1\nstate=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", &st), -1);
 }
 
 static void test_status_parse_full(void **state)
@@ -828,12 +867,12 @@ static void test_status_parse_full(void **state)
 	assert_int_equal(status_str(text, &st), 0);
 	assert_int_equal(st.pid, 4242);
 	assert_int_equal(st.starttime, 987654321ULL);
-	assert_string_equal(st.state, "running");
+	assert_string_equal(hw_state_names[st.state], "running");
 	assert_int_equal(st.generation, 7);
 	assert_int_equal(st.generation_pid, 5151);
 	assert_int_equal(st.ready_wait, SEC(60));
 	assert_int_equal(st.reload, 6);
-	assert_string_equal(st.reload_state, "failed");
+	assert_string_equal(reload_state_names[st.reload_state], "failed");
 	assert_int_equal(st.reload_generation, 8);
 	assert_int_equal(st.reload_started, SEC(1234) + 567);
 	assert_string_equal(st.reload_reason, "gen 8 failed: exited with status 1 before ready");
@@ -885,7 +924,7 @@ static void test_status_parse_malformed(void **state)
 	/* The length given is what counts, not a NUL. */
 	assert_int_equal(parse_status("pid=1\nstate=running", 5, &st), -1);
 	assert_int_equal(parse_status("pid=1\nstate=runningXXXX", 19, &st), 0);
-	assert_string_equal(st.state, "running");
+	assert_string_equal(hw_state_names[st.state], "running");
 }
 
 /* What write_status() writes, parse_status() (the --reload reader) reads back. */
@@ -895,12 +934,12 @@ static void write_and_read(const char *state_name, struct status_info *st)
 
 	path_in_tmp(path, sizeof(path), "status");
 	hw.cfg.status_file = path;
-	write_status(state_name);
+	write_status_as(state_name);
 	hw.cfg.status_file = NULL;
 	if (read_status_file(path, st) != 0)
 		fail_msg("status file written by write_status(\"%s\") does not parse", state_name);
 	/* And a hupwatch starting later accepts it as its own. */
-	assert_int_equal(check_own_file("--status-file", path, true), 0);
+	assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), 0);
 }
 
 static void test_status_round_trip(void **state)
@@ -914,32 +953,32 @@ static void test_status_round_trip(void **state)
 	write_and_read("starting", &st);
 	assert_int_equal(st.pid, getpid());
 	assert_int_equal(st.starttime, 123456789ULL);
-	assert_string_equal(st.state, "starting");
+	assert_string_equal(hw_state_names[st.state], "starting");
 	assert_int_equal(st.generation, 0);
 	assert_int_equal(st.generation_pid, 0);
 	assert_int_equal(st.ready_wait, MSEC(1500)); /* warm-up only: the warm-up */
 	assert_int_equal(st.reload, 0);
-	assert_string_equal(st.reload_state, "none");
+	assert_string_equal(reload_state_names[st.reload_state], "none");
 	assert_int_equal(st.reload_generation, 0);
 	assert_int_equal(st.reload_started, 0);
 	assert_string_equal(st.reload_reason, "");
 	assert_int_equal(st.exit_status, -1);
 
 	g = add_gen(3, 4242, GEN_CURRENT);
-	hw.reloads = 2;
-	hw.reload_state = RELOAD_FAILED;
-	hw.reload_generation = 4;
-	hw.reload_started = SEC(98765) + 4321;
-	snprintf(hw.reload_reason, sizeof(hw.reload_reason), "gen 4 failed: killed by SIGSEGV before ready");
+	hw.reload.count = 2;
+	hw.reload.state = RELOAD_FAILED;
+	hw.reload.generation = 4;
+	hw.reload.started = SEC(98765) + 4321;
+	snprintf(hw.reload.reason, sizeof(hw.reload.reason), "gen 4 failed: killed by SIGSEGV before ready");
 	hw.cfg.notify = true; /* -n: the ready timeout */
 	hw.cfg.ready_timeout = SEC(30);
 	write_and_read("running", &st);
-	assert_string_equal(st.state, "running");
+	assert_string_equal(hw_state_names[st.state], "running");
 	assert_int_equal(st.generation, 3);
 	assert_int_equal(st.generation_pid, 4242);
 	assert_int_equal(st.ready_wait, SEC(30));
 	assert_int_equal(st.reload, 2);
-	assert_string_equal(st.reload_state, "failed");
+	assert_string_equal(reload_state_names[st.reload_state], "failed");
 	assert_int_equal(st.reload_generation, 4);
 	assert_int_equal(st.reload_started, SEC(98765) + 4321);
 	assert_string_equal(st.reload_reason, "gen 4 failed: killed by SIGSEGV before ready");
@@ -948,39 +987,38 @@ static void test_status_round_trip(void **state)
 	/* -c too; and a timeout of 0 (no limit) is written as 0. */
 	hw.cfg.notify = false;
 	hw.cfg.ready_cmd = "true";
-	hw.cfg.ready_timeout = 0;
+	hw.cfg.ready_timeout = NEVER;
 	for (enum reload_state r = RELOAD_NONE; r <= RELOAD_FAILED; r++) {
-		hw.reload_state = r;
+		hw.reload.state = r;
 		write_and_read("stopping", &st);
-		assert_string_equal(st.reload_state, reload_state_names[r]);
+		assert_string_equal(reload_state_names[st.reload_state], reload_state_names[r]);
 	}
-	assert_string_equal(st.state, "stopping");
+	assert_string_equal(hw_state_names[st.state], "stopping");
 	/* -t 0: no limit, written as the largest duration so that 0 keeps meaning "at once". */
-	assert_int_equal(st.ready_wait, SEC(1000000000));
+	assert_int_equal(st.ready_wait, NEVER);
 
 	/* exit_status= only when exited. */
-	hw.current = NULL;
-	(void)g;
+	g->state = GEN_STOPPING;
 	for (int code = 0; code <= 255; code += 5) {
-		hw.exit_status = code;
+		hw.exit.status = code;
 		write_and_read("exited", &st);
-		assert_string_equal(st.state, "exited");
+		assert_string_equal(hw_state_names[st.state], "exited");
 		assert_int_equal(st.exit_status, code);
 		assert_int_equal(st.generation, 0);
 	}
 
 	/* The longest reason hupwatch keeps (319 bytes) is cut to what the reader keeps. */
-	memset(hw.reload_reason, 'x', sizeof(hw.reload_reason) - 1);
-	hw.reload_reason[sizeof(hw.reload_reason) - 1] = '\0';
+	memset(hw.reload.reason, 'x', sizeof(hw.reload.reason) - 1);
+	hw.reload.reason[sizeof(hw.reload.reason) - 1] = '\0';
 	write_and_read("running", &st);
 	assert_int_equal(strlen(st.reload_reason), sizeof(st.reload_reason) - 1);
 
 	/* The largest durations survive the trip. */
 	hw.cfg.ready_cmd = NULL;
 	hw.cfg.warmup = SEC(1000000000);
-	hw.reload_started = SEC(999999999) + 999999999;
+	hw.reload.started = SEC(999999999) + 999999999;
 	write_and_read("running", &st);
-	assert_int_equal(st.ready_wait, SEC(1000000000));
+	assert_int_equal(st.ready_wait, NEVER); /* the largest duration reads as no limit: 31 years */
 	assert_int_equal(st.reload_started, SEC(999999999) + 999999999);
 }
 
@@ -989,7 +1027,7 @@ static void test_status_not_configured(void **state)
 {
 	(void)state;
 	hw.cfg.status_file = NULL;
-	write_status("running");
+	write_status_as("running");
 }
 
 /* ---- files ------------------------------------------------------------------------------- */
@@ -1047,22 +1085,22 @@ static void test_check_own_file(void **state)
 
 	(void)state;
 	path_in_tmp(path, sizeof(path), "absent");
-	assert_int_equal(check_own_file("--pid-file", path, false), 0);
-	assert_int_equal(check_own_file("--status-file", path, true), 0);
+	assert_int_equal(check_own_file("--pid-file", path, PID_FILE), 0);
+	assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), 0);
 
 	path_in_tmp(path, sizeof(path), "pid");
 	write_text(path, "12345\n");
-	assert_int_equal(check_own_file("--pid-file", path, false), 0);
+	assert_int_equal(check_own_file("--pid-file", path, PID_FILE), 0);
 	write_text(path, "12345");
-	assert_int_equal(check_own_file("--pid-file", path, false), 0);
+	assert_int_equal(check_own_file("--pid-file", path, PID_FILE), 0);
 	write_text(path, "");
-	assert_int_equal(check_own_file("--pid-file", path, false), 0);
+	assert_int_equal(check_own_file("--pid-file", path, PID_FILE), 0);
 	write_text(path, "import os\n");
-	assert_int_equal(check_own_file("--pid-file", path, false), -1);
+	assert_int_equal(check_own_file("--pid-file", path, PID_FILE), -1);
 	write_text(path, "12 34\n");
-	assert_int_equal(check_own_file("--pid-file", path, false), -1);
+	assert_int_equal(check_own_file("--pid-file", path, PID_FILE), -1);
 	write_text(path, "1234\n\n");
-	assert_int_equal(check_own_file("--pid-file", path, false), -1);
+	assert_int_equal(check_own_file("--pid-file", path, PID_FILE), -1);
 
 	path_in_tmp(path, sizeof(path), "status");
 	{
@@ -1077,32 +1115,32 @@ static void test_check_own_file(void **state)
 		assert_int_equal(waitpid(dead, NULL, 0), dead);
 		snprintf(text, sizeof(text), "pid=%d\nstarttime=%llu\nstate=running\n", (int)dead, t);
 		write_text(path, text);
-		assert_int_equal(check_own_file("--status-file", path, true), 0); /* gone */
+		assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), 0); /* gone */
 		snprintf(text, sizeof(text), "pid=%d\nstarttime=%llu\nstate=running\n", (int)live, t);
 		write_text(path, text);
-		assert_int_equal(check_own_file("--status-file", path, true), -1); /* running */
+		assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), -1); /* running */
 		snprintf(text, sizeof(text), "pid=%d\nstarttime=%llu\nstate=exited\n", (int)live, t);
 		write_text(path, text);
-		assert_int_equal(check_own_file("--status-file", path, true), 0); /* said it exited */
+		assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), 0); /* said it exited */
 		snprintf(text, sizeof(text), "pid=%d\nstarttime=%llu\nstate=running\n", (int)live, t + 1);
 		write_text(path, text);
-		assert_int_equal(check_own_file("--status-file", path, true), 0); /* pid reused */
+		assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), 0); /* pid reused */
 		kill(live, SIGKILL);
 		waitpid(live, NULL, 0);
 	}
 	write_text(path, "");
-	assert_int_equal(check_own_file("--status-file", path, true), 0);
+	assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), 0);
 	write_text(path, "[program:app]\ncommand=hupwatch\n");
-	assert_int_equal(check_own_file("--status-file", path, true), -1);
+	assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), -1);
 
 	/* A symlink, even to a file that would pass. */
 	path_in_tmp(link, sizeof(link), "link");
 	write_text(path, "pid=1\nstate=running\n");
 	assert_int_equal(symlink(path, link), 0);
-	assert_int_equal(check_own_file("--status-file", link, true), -1);
-	assert_int_equal(check_own_file("--pid-file", link, false), -1);
+	assert_int_equal(check_own_file("--status-file", link, STATUS_FILE), -1);
+	assert_int_equal(check_own_file("--pid-file", link, PID_FILE), -1);
 	/* A directory. */
-	assert_int_equal(check_own_file("--pid-file", tmpdir, false), -1);
+	assert_int_equal(check_own_file("--pid-file", tmpdir, PID_FILE), -1);
 }
 
 /* /proc readers used for notify credentials and --reload's liveness check. */
@@ -1263,7 +1301,7 @@ static void test_options_defaults(void **state)
 	assert_int_equal(c.ready_timeout, SEC(60));
 	assert_false(c.ready_timeout_set);
 	assert_int_equal(c.stop_signal, SIGTERM);
-	assert_int_equal(c.stop_timeout, 0);
+	assert_int_equal(c.stop_timeout, NEVER); /* no limit */
 	assert_false(c.kill_at_exit);
 	assert_null(c.listen);
 	assert_int_equal(c.nlisten, 0);
@@ -1521,7 +1559,7 @@ static void test_options_usage_errors(void **state)
 		{ { "-w", "1e3", "cmd" }, "hupwatch: --warmup-time: invalid duration '1e3'" },
 		{ { "-i", "x", "cmd" }, "hupwatch: --ready-interval: invalid duration 'x'" },
 		{ { "-i", "0", "cmd" }, "hupwatch: --ready-interval: must be more than 0, not '0'" },
-		{ { "-i", "0.0000000001", "cmd" }, "hupwatch: --ready-interval: must be more than 0" },
+		{ { "-i", "0.0000000001", "cmd" }, "hupwatch: --ready-interval: invalid duration '0.0000000001'" },
 		{ { "-t", "inf", "cmd" }, "hupwatch: --ready-timeout: invalid duration 'inf'" },
 		{ { "-T", "1000000001", "cmd" }, "hupwatch: --stop-timeout: invalid duration '1000000001'" },
 		{ { "-s", "FOO", "cmd" }, "hupwatch: --stop-signal: unknown signal 'FOO'" },
@@ -1694,7 +1732,7 @@ static void test_options_reparse(void **state)
 static struct config judge_config(bool notify, const char *ready_cmd, nsec_t warmup, nsec_t timeout)
 {
 	return (struct config){ .notify = notify, .ready_cmd = ready_cmd, .warmup = warmup,
-				.ready_interval = MSEC(200), .ready_timeout = timeout };
+				.ready_interval = MSEC(200), .ready_timeout = limit_of(timeout) };
 }
 
 static enum verdict judge_at(const struct generation *g, const struct config *c, nsec_t t, nsec_t *next,
@@ -1707,7 +1745,7 @@ static enum verdict judge_at(const struct generation *g, const struct config *c,
 
 static void test_judge_warmup_only(void **state)
 {
-	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct generation g = { .number = 2, .exec_fd = -1, .spawned_at = T0, .probe_next = T0 };
 	struct config c = judge_config(false, NULL, SEC(1), SEC(60));
 	const char *how;
 	nsec_t next;
@@ -1735,7 +1773,7 @@ static void test_judge_warmup_only(void **state)
 
 static void test_judge_notify_only(void **state)
 {
-	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct generation g = { .number = 2, .exec_fd = -1, .spawned_at = T0, .probe_next = T0 };
 	struct config c = judge_config(true, NULL, 0, SEC(60));
 	const char *how;
 	nsec_t next;
@@ -1762,7 +1800,7 @@ static void test_judge_notify_only(void **state)
 
 static void test_judge_ready_cmd_only(void **state)
 {
-	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct generation g = { .number = 2, .exec_fd = -1, .spawned_at = T0, .probe_next = T0 };
 	struct config c = judge_config(false, "true", 0, SEC(60));
 	const char *how;
 	nsec_t next;
@@ -1793,7 +1831,7 @@ static void test_judge_ready_cmd_only(void **state)
 
 static void test_judge_both(void **state)
 {
-	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 + SEC(1) };
+	struct generation g = { .number = 2, .exec_fd = -1, .spawned_at = T0, .probe_next = T0 + SEC(1) };
 	struct config c = judge_config(true, "true", 0, SEC(60));
 	const char *how;
 	nsec_t next;
@@ -1816,7 +1854,7 @@ static void test_judge_both(void **state)
 
 static void test_judge_timeout_zero_is_no_limit(void **state)
 {
-	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct generation g = { .number = 2, .exec_fd = -1, .spawned_at = T0, .probe_next = T0 };
 	struct config c = judge_config(true, NULL, 0, 0);
 	const char *how;
 	nsec_t next;
@@ -1837,7 +1875,7 @@ static void test_judge_timeout_zero_is_no_limit(void **state)
 /* With -n or -c, -w is an additional minimum age. */
 static void test_judge_warmup_as_minimum_age(void **state)
 {
-	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 };
+	struct generation g = { .number = 2, .exec_fd = -1, .spawned_at = T0, .probe_next = T0 };
 	struct config c = judge_config(true, NULL, SEC(2), SEC(60));
 	const char *how;
 	nsec_t next;
@@ -1854,7 +1892,7 @@ static void test_judge_warmup_as_minimum_age(void **state)
 	assert_int_equal(judge_at(&g, &c, T0 + SEC(2), &next, &how), READY);
 	assert_string_equal(how, "READY=1");
 	/* No timeout: the warm-up is the only deadline. */
-	c.ready_timeout = 0;
+	c.ready_timeout = NEVER;
 	assert_int_equal(judge_at(&g, &c, T0 + MSEC(500), &next, &how), NOT_YET);
 	assert_int_equal(next, T0 + SEC(2));
 	/* A warm-up longer than the timeout (parse_options refuses it; judge() still copes):
@@ -1869,7 +1907,7 @@ static void test_judge_warmup_as_minimum_age(void **state)
 /* judge() is pure: the same inputs give the same answer, and g is not touched. */
 static void test_judge_is_pure(void **state)
 {
-	struct generation g = { .number = 2, .spawned_at = T0, .probe_next = T0 + 5, .probe_pid = 0 };
+	struct generation g = { .number = 2, .exec_fd = -1, .spawned_at = T0, .probe_next = T0 + 5, .probe_pid = 0 };
 	struct generation copy = g;
 	struct config c = judge_config(true, "x", SEC(1), SEC(3));
 	const char *how;
@@ -1889,13 +1927,13 @@ static void test_must_wait_for(void **state)
 
 	(void)state;
 	assert_false(must_wait_for(&g)); /* a drained old one, without -k */
-	g.failed = true;
+	g.state = GEN_FAILED;
 	assert_true(must_wait_for(&g)); /* one being stopped for not becoming ready */
-	g.failed = false;
-	hw.final_gen = &g;
+	g.state = GEN_STARTING;
+	hw.exit.final_gen = &g;
 	assert_true(must_wait_for(&g)); /* whose status hupwatch exits with */
 	assert_false(must_wait_for(&other));
-	hw.final_gen = NULL;
+	hw.exit.final_gen = NULL;
 	hw.cfg.kill_at_exit = true;
 	assert_true(must_wait_for(&g)); /* -k: every one */
 	assert_true(must_wait_for(&other));
@@ -1911,25 +1949,25 @@ static void test_reload_coalesces(void **state)
 	struct generation *starting = add_gen(2, kid, GEN_STARTING);
 
 	(void)state;
-	hw.reloads = 1;
-	hw.reload_state = RELOAD_IN_PROGRESS;
+	hw.reload.count = 1;
+	hw.reload.state = RELOAD_IN_PROGRESS;
 	for (int i = 0; i < 100; i++)
 		request_reload();
-	assert_true(hw.reload_pending);
-	assert_int_equal(hw.reloads, 1);
+	assert_true(hw.reload.pending);
+	assert_int_equal(hw.reload.count, 1);
 	assert_int_equal(hw.last_number, 2);
-	assert_ptr_equal(hw.starting, starting);
-	assert_ptr_equal(hw.current, cur);
+	assert_ptr_equal(starting_gen(), starting);
+	assert_ptr_equal(current_gen(), cur);
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), 0); /* no child came and went */
 }
 
 static void test_reload_ignored_while_shutting_down(void **state)
 {
 	(void)state;
-	hw.shutting_down = true;
+	hw.state = HW_STOPPING;
 	request_reload();
-	assert_false(hw.reload_pending);
-	assert_int_equal(hw.reloads, 0);
+	assert_false(hw.reload.pending);
+	assert_int_equal(hw.reload.count, 0);
 	assert_int_equal(hw.last_number, 0);
 }
 
@@ -1937,11 +1975,11 @@ static void test_reload_ignored_while_shutting_down(void **state)
 static void test_terminate_drops_pending_reload(void **state)
 {
 	(void)state;
-	hw.reload_pending = true;
-	terminate(7);
-	assert_true(hw.shutting_down);
-	assert_false(hw.reload_pending);
-	assert_int_equal(hw.exit_status, 7);
+	hw.reload.pending = true;
+	begin_shutdown(BY_SIGNAL, 7);
+	assert_true((hw.state == HW_STOPPING));
+	assert_false(hw.reload.pending);
+	assert_int_equal(hw.exit.status, 7);
 }
 
 /* A reload whose command cannot be executed fails; the current generation stays. */
@@ -1958,32 +1996,36 @@ static void test_reload_exec_failure_keeps_current(void **state)
 	path_in_tmp(path, sizeof(path), "status");
 	hw.cfg.status_file = path;
 	request_reload();
-	assert_int_equal(hw.reloads, 1);
-	assert_int_equal(hw.reload_state, RELOAD_FAILED);
-	assert_int_equal(hw.reload_generation, 2);
+	settle_failed_spawn(starting_gen());
+	assert_int_equal(hw.reload.count, 1);
+	assert_int_equal(hw.reload.state, RELOAD_FAILED);
+	assert_int_equal(hw.reload.generation, 2);
 	assert_int_equal(hw.last_number, 2);
-	assert_string_equal(hw.reload_reason,
+	assert_string_equal(hw.reload.reason,
 			    "gen 2 failed: cannot execute '/nonexistent/hupwatch-unit-test': No such file or directory");
-	assert_ptr_equal(hw.current, cur);
+	assert_ptr_equal(current_gen(), cur);
 	assert_int_equal(cur->state, GEN_CURRENT);
-	assert_null(hw.starting);
-	assert_false(hw.shutting_down);
+	assert_null(starting_gen());
+	assert_false((hw.state == HW_STOPPING));
 	assert_ptr_equal(hw.gens, cur);
 	assert_null(cur->next);
 	assert_int_equal(kill(kid, 0), 0); /* untouched */
-	/* The status file tells --reload. */
+	/* The status file tells --reload (the loop writes it before it sleeps). */
+	assert_true(hw.status_dirty);
+	write_status();
 	assert_int_equal(read_status_file(path, &st), 0);
-	assert_string_equal(st.state, "running");
-	assert_string_equal(st.reload_state, "failed");
+	assert_string_equal(hw_state_names[st.state], "running");
+	assert_string_equal(reload_state_names[st.reload_state], "failed");
 	assert_int_equal(st.reload, 1);
 	assert_int_equal(st.generation, 1);
 	assert_int_equal(st.generation_pid, kid);
-	assert_string_equal(st.reload_reason, hw.reload_reason);
+	assert_string_equal(st.reload_reason, hw.reload.reason);
 	/* A second attempt gets the next number. */
 	request_reload();
-	assert_int_equal(hw.reloads, 2);
-	assert_int_equal(hw.reload_generation, 3);
-	assert_int_equal(hw.reload_state, RELOAD_FAILED);
+	settle_failed_spawn(starting_gen());
+	assert_int_equal(hw.reload.count, 2);
+	assert_int_equal(hw.reload.generation, 3);
+	assert_int_equal(hw.reload.state, RELOAD_FAILED);
 }
 
 /* The starting generation fails with HUPs queued: exactly one more reload runs. */
@@ -1995,25 +2037,26 @@ static void test_pending_reload_runs_once_after_failure(void **state)
 
 	(void)state;
 	hw.cfg.command = missing;
-	hw.reloads = 1;
-	hw.reload_state = RELOAD_IN_PROGRESS;
-	hw.reload_generation = 2;
+	hw.reload.count = 1;
+	hw.reload.state = RELOAD_IN_PROGRESS;
+	hw.reload.generation = 2;
 	add_gen(2, kid, GEN_STARTING);
 	request_reload();
 	request_reload();
-	assert_true(hw.reload_pending);
-	/* Gen 2 failed (as generation_exited would say after removing it). */
-	remove_generation(hw.starting);
-	fail_generation(2, false, "exited with status 1 before ready", 1);
-	assert_true(hw.reload_pending); /* the event loop runs it next */
+	assert_true(hw.reload.pending);
+	/* Gen 2 failed (as main_exited would say). */
+	remove_generation(starting_gen());
+	report_failure(2, "exited with status 1 before ready", 1);
+	assert_true(hw.reload.pending); /* the event loop runs it next */
 	run_pending_reload();
-	assert_false(hw.reload_pending);
-	assert_int_equal(hw.reloads, 2); /* one queued reload, not two */
-	assert_int_equal(hw.reload_generation, 3);
-	assert_int_equal(hw.reload_state, RELOAD_FAILED); /* gen 3 could not exec either */
-	assert_int_equal(strncmp(hw.reload_reason, "gen 3 failed: cannot execute", 28), 0);
-	assert_ptr_equal(hw.current, cur);
-	assert_null(hw.starting);
+	settle_failed_spawn(starting_gen());
+	assert_false(hw.reload.pending);
+	assert_int_equal(hw.reload.count, 2); /* one queued reload, not two */
+	assert_int_equal(hw.reload.generation, 3);
+	assert_int_equal(hw.reload.state, RELOAD_FAILED); /* gen 3 could not exec either */
+	assert_int_equal(strncmp(hw.reload.reason, "gen 3 failed: cannot execute", 28), 0);
+	assert_ptr_equal(current_gen(), cur);
+	assert_null(starting_gen());
 }
 
 /* A successful reload: the new generation becomes current, the old one gets the stop signal. */
@@ -2029,24 +2072,26 @@ static void test_reload_swaps_generations(void **state)
 	hw.cfg.command = sleeper;
 	hw.cfg.warmup = 0;
 	request_reload();
-	g = hw.starting;
+	g = starting_gen();
 	assert_non_null(g);
 	assert_int_equal(g->number, 2);
 	assert_int_equal(g->state, GEN_STARTING);
 	assert_int_equal(getpgid(g->pid), g->pid); /* its own process group */
-	assert_int_equal(hw.reload_state, RELOAD_IN_PROGRESS);
-	assert_int_equal(hw.reload_generation, 2);
+	assert_int_equal(hw.reload.state, RELOAD_IN_PROGRESS);
+	assert_int_equal(hw.reload.generation, 2);
 	/* A HUP now is queued ... */
 	request_reload();
-	assert_true(hw.reload_pending);
-	hw.reload_pending = false; /* ... (not followed here: it would spawn again) */
+	assert_true(hw.reload.pending);
+	hw.reload.pending = false; /* ... (not followed here: it would spawn again) */
+	await_exec(g);
+	assert_non_null(g->dir); /* where it runs, as the child resolved it */
 
 	t = now();
 	check_starting(t);
-	assert_ptr_equal(hw.current, g);
+	assert_ptr_equal(current_gen(), g);
 	assert_int_equal(g->state, GEN_CURRENT);
-	assert_null(hw.starting);
-	assert_int_equal(hw.reload_state, RELOAD_SUCCEEDED);
+	assert_null(starting_gen());
+	assert_int_equal(hw.reload.state, RELOAD_SUCCEEDED);
 	assert_int_equal(old->state, GEN_STOPPING);
 	assert_int_equal(old->stop_at, t);
 	assert_false(old->killed);
@@ -2054,10 +2099,10 @@ static void test_reload_swaps_generations(void **state)
 	assert_true(WIFSIGNALED(st));
 	assert_int_equal(WTERMSIG(st), SIGTERM);
 	/* The old one drains and is gone. */
-	generation_exited(old, st);
+	gen_exited(old, st);
 	assert_false(in_gens(old));
 	assert_ptr_equal(hw.gens, g);
-	assert_false(hw.shutting_down);
+	assert_false((hw.state == HW_STOPPING));
 	reap_pid(old_pid);
 	nkids = 0;
 }
@@ -2073,50 +2118,55 @@ static void test_ready_timeout_fails_reload(void **state)
 	hw.cfg.notify = true;
 	hw.cfg.warmup = 0;
 	hw.cfg.ready_timeout = SEC(5);
-	hw.reloads = 1;
-	hw.reload_state = RELOAD_IN_PROGRESS;
+	hw.reload.count = 1;
+	hw.reload.state = RELOAD_IN_PROGRESS;
 	g->spawned_at = now() - SEC(6);
 	check_starting(now());
-	assert_true(g->failed);
-	assert_int_equal(g->state, GEN_STOPPING);
+	assert_int_equal(g->state, GEN_FAILED);
 	assert_true(must_wait_for(g));
-	assert_null(hw.starting);
-	assert_ptr_equal(hw.current, cur);
-	assert_int_equal(hw.reload_state, RELOAD_FAILED);
-	assert_int_equal(strncmp(hw.reload_reason, "gen 2 failed: not ready after 6.", 32), 0);
+	assert_null(starting_gen());
+	assert_ptr_equal(current_gen(), cur);
+	assert_int_equal(hw.reload.state, RELOAD_FAILED);
+	assert_int_equal(strncmp(hw.reload.reason, "gen 2 failed: not ready after 6.", 32), 0);
 	st = wait_dead(new_pid);
 	assert_int_equal(WTERMSIG(st), SIGTERM);
 	assert_int_equal(kill(cur_pid, 0), 0);
-	generation_exited(g, st);
+	gen_exited(g, st);
 	assert_false(in_gens(g));
-	assert_false(hw.shutting_down);
+	assert_false((hw.state == HW_STOPPING));
 }
 
 /* --stop-timeout: a generation still there is SIGKILLed with its whole group, once. */
 static void test_stop_timeout_kills_group(void **state)
 {
-	pid_t kid = start_idle();
-	struct generation *g = add_gen(1, kid, GEN_STOPPING);
+	pid_t kid = start_idle(), other = start_idle();
+	struct generation *g = add_gen(1, kid, GEN_CURRENT), *h = add_gen(2, other, GEN_CURRENT);
+	nsec_t t = now();
 	int st;
 
 	(void)state;
-	g->stop_at = now();
-	hw.cfg.stop_timeout = 0; /* no limit: never */
-	check_stopping(g->stop_at + SEC(1000000));
-	assert_false(g->killed);
+	hw.cfg.stop_signal = SIGWINCH; /* as if they ignored it: idle children ignore SIGWINCH */
+	set_state(h, GEN_STOPPING, t); /* -T 0: no limit, never */
+	assert_int_equal(h->kill_at, NEVER);
+	check_stopping(t + SEC(1000000));
+	assert_false(h->killed);
 	hw.cfg.stop_timeout = SEC(2);
-	assert_int_equal(next_deadline(), g->stop_at + SEC(2));
-	check_stopping(g->stop_at + SEC(2) - 1);
+	set_state(g, GEN_STOPPING, t);
+	assert_int_equal(next_deadline(), t + SEC(2));
+	check_stopping(t + SEC(2) - 1);
 	assert_false(g->killed);
-	assert_int_equal(kill(kid, 0), 0);
-	check_stopping(g->stop_at + SEC(2));
+	check_stopping(t + SEC(2));
 	assert_true(g->killed);
-	assert_int_equal(next_deadline(), NEVER); /* nothing more to wait for */
-	st = wait_dead(kid);
-	assert_int_equal(WTERMSIG(st), SIGKILL);
+	assert_int_equal(WTERMSIG(wait_dead(kid)), SIGKILL);
+	/* Then waited for KILL_GRACE at most, once. */
+	assert_int_equal(next_deadline(), t + SEC(2) + KILL_GRACE);
+	check_stopping(t + SEC(2) + KILL_GRACE);
+	assert_false(in_gens(g));
+	st = waitpid(other, NULL, WNOHANG);
+	assert_int_equal(st, 0); /* h got only the stop signal */
 }
 
-/* What a dead generation's main process left in its group is killed and reaped. */
+/* What a dead current generation's main process left in its group is killed; it is gone with its group. */
 static void test_kill_leftovers(void **state)
 {
 	pid_t leader = start_idle(), m1 = start_idle_in(leader), m2 = start_idle_in(leader);
@@ -2126,19 +2176,15 @@ static void test_kill_leftovers(void **state)
 	assert_int_equal(getpgid(m1), leader);
 	assert_int_equal(getpgid(m2), leader);
 	kill(leader, SIGKILL);
-	reap_pid(leader); /* as reap() did before generation_exited() */
-	hw.cfg.level = L_INFO;
-	capture_start();
-	kill_leftovers(g);
-	capture_end();
-	assert_non_null(strstr(cap_err, "info: gen 4: killed what it left in its process group (2 reaped)\n"));
-	assert_int_equal(waitpid(m1, NULL, WNOHANG), -1); /* reaped already */
-	assert_int_equal(waitpid(m2, NULL, WNOHANG), -1);
-	/* Nobody left: nothing to do, nothing said. */
-	capture_start();
-	kill_leftovers(g);
-	capture_end();
-	assert_string_equal(cap_err, "");
+	main_exited(g, reap_pid(leader));
+	assert_true(g->killed);
+	assert_int_equal(WTERMSIG(wait_dead(m1)), SIGKILL);
+	end_if_gone(g);
+	assert_true(in_gens(g)); /* not gone while its group lives, zombies included */
+	assert_int_equal(WTERMSIG(reap_pid(m1)), SIGKILL);
+	assert_int_equal(WTERMSIG(reap_pid(m2)), SIGKILL);
+	end_if_gone(g);
+	assert_false(in_gens(g));
 	nkids = 0;
 }
 
@@ -2153,17 +2199,19 @@ static void test_next_deadline(void **state)
 	hw.cfg.warmup = SEC(5);
 	s = add_gen(2, kid, GEN_STARTING);
 	assert_int_equal(next_deadline(), s->spawned_at + SEC(5));
-	hw.cfg.stop_timeout = SEC(3);
 	a = add_gen(1, kid, GEN_STOPPING);
-	a->stop_at = s->spawned_at;
-	b = add_gen(0, kid, GEN_STOPPING);
-	b->stop_at = s->spawned_at - SEC(1);
+	a->kill_at = s->spawned_at + SEC(3);
+	b = add_gen(0, kid, GEN_FAILED);
+	b->kill_at = s->spawned_at + SEC(2);
 	assert_int_equal(next_deadline(), s->spawned_at + SEC(2));
-	b->killed = true; /* already killed: nothing more to do for it */
+	b->kill_at = NEVER; /* no stop timeout */
 	assert_int_equal(next_deadline(), s->spawned_at + SEC(3));
-	hw.cfg.stop_timeout = 0;
+	a->state = GEN_CURRENT; /* only stopping ones have a kill deadline */
 	assert_int_equal(next_deadline(), s->spawned_at + SEC(5));
-	hw.shutting_down = true; /* a starting generation is no longer judged */
+	a->state = GEN_STOPPING;
+	a->kill_at = NEVER;
+	assert_int_equal(next_deadline(), s->spawned_at + SEC(5));
+	hw.state = HW_STOPPING; /* a starting generation is no longer judged */
 	assert_int_equal(next_deadline(), NEVER);
 }
 
@@ -2176,15 +2224,16 @@ static void test_current_dies_while_replacement_starts(void **state)
 	(void)state;
 	hw.cfg.warmup = 0;
 	kill(cur_pid, SIGKILL);
-	generation_exited(cur, wait_dead(cur_pid));
-	assert_null(hw.current);
-	assert_int_equal(hw.orphan_status, 137);
-	assert_false(hw.shutting_down);
-	assert_ptr_equal(hw.starting, g);
+	gen_exited(cur, wait_dead(cur_pid));
+	assert_null(current_gen());
+	assert_true(hw.exit.lost_current);
+	assert_int_equal(hw.exit.lost_status, 137);
+	assert_false((hw.state == HW_STOPPING));
+	assert_ptr_equal(starting_gen(), g);
 	check_starting(now());
-	assert_ptr_equal(hw.current, g);
-	assert_int_equal(hw.orphan_status, -1);
-	assert_false(hw.shutting_down);
+	assert_ptr_equal(current_gen(), g);
+	assert_false(hw.exit.lost_current);
+	assert_false((hw.state == HW_STOPPING));
 }
 
 static void child_replacement_fails_too(void)
@@ -2192,9 +2241,12 @@ static void child_replacement_fails_too(void)
 	pid_t cur_pid = start_idle(), new_pid = start_idle();
 	struct generation *cur = add_gen(1, cur_pid, GEN_CURRENT), *g = add_gen(2, new_pid, GEN_STARTING);
 
-	generation_exited(cur, W_EXITCODE(3, 0));
+	gen_exited(cur, W_EXITCODE(3, 0)); /* its group is killed: gone once reaped */
+	reap_pid(cur_pid);
+	end_if_gone(cur);
 	kill(new_pid, SIGKILL);
-	generation_exited(g, wait_dead(new_pid)); /* ends in finish(3) */
+	gen_exited(g, wait_dead(new_pid));
+	maybe_finish(); /* exit_now(3) */
 }
 
 /* ... and if it fails too, hupwatch exits with the old one's status. */
@@ -2214,10 +2266,10 @@ static void child_current_killed(void)
 	struct generation *cur = add_gen(1, kid, GEN_CURRENT);
 
 	kill(kid, SIGKILL);
-	generation_exited(cur, wait_dead(kid));
-	if (!hw.shutting_down || hw.exit_status != 137)
+	gen_exited(cur, wait_dead(kid));
+	if (!(hw.state == HW_STOPPING) || hw.exit.status != 137)
 		_exit(201);
-	maybe_finish(); /* nothing left to wait for: finish(137) */
+	maybe_finish(); /* nothing left to wait for: exit_now(137) */
 	_exit(202);
 }
 
@@ -2238,12 +2290,15 @@ static void child_gen1_exec_fails(void)
 	char why[256];
 	int status;
 
+	struct generation *g;
+
 	hw.cfg.command = missing;
-	if (spawn(why, sizeof(why), &status))
+	g = spawn(why, sizeof(why), &status); /* forked: its exec pipe tells the rest */
+	if (!g)
 		_exit(201);
-	if (status != EXIT_NOT_FOUND)
-		_exit(202);
-	fail_generation(1, false, why, status); /* nothing current: finish(127) */
+	gen_exited(g, wait_dead(g->pid)); /* the pipe says ENOENT */
+	maybe_finish(); /* nothing current: exit_now(127) */
+	_exit(202);
 }
 
 static void test_gen1_exec_failure_exit_status(void **state)
@@ -2266,11 +2321,11 @@ static void child_gen1_never_ready(void)
 	hw.cfg.ready_timeout = MSEC(100);
 	g->spawned_at = now() - SEC(1);
 	check_starting(now()); /* stopped; hupwatch waits for it before exiting */
-	if (!hw.shutting_down || !g->failed || g->state != GEN_STOPPING)
+	if (hw.state != HW_STOPPING || g->state != GEN_FAILED)
 		_exit(201);
 	maybe_finish();
-	generation_exited(g, wait_dead(kid));
-	maybe_finish(); /* finish(1) */
+	gen_exited(g, wait_dead(kid));
+	maybe_finish(); /* exit_now(1) */
 	_exit(202);
 }
 
@@ -2290,7 +2345,7 @@ static void child_shutdown_without_k(void)
 	pid_t kid = start_idle();
 
 	add_gen(1, kid, GEN_CURRENT);
-	request_shutdown(SIGTERM); /* finish(0), the child left running */
+	request_shutdown(SIGTERM); /* exit_now(0), the child left running */
 }
 
 static void test_shutdown_without_k(void **state)
@@ -2313,21 +2368,21 @@ static void child_shutdown_with_k(void)
 	old->stop_at = now();
 	hw.cfg.kill_at_exit = true;
 	request_shutdown(SIGTERM);
-	if (!hw.shutting_down || hw.final_gen != cur || cur->state != GEN_STOPPING ||
-	    g->state != GEN_STOPPING)
+	if (!(hw.state == HW_STOPPING) || hw.exit.final_gen != cur || cur->state != GEN_STOPPING ||
+	    g->state != GEN_FAILED)
 		_exit(201);
 	request_shutdown(SIGINT); /* a repeated signal changes nothing */
 	request_reload();         /* nor does a HUP */
-	if (hw.final_gen != cur || hw.reload_pending || hw.last_number != 3)
+	if (hw.exit.final_gen != cur || hw.reload.pending || hw.last_number != 3)
 		_exit(202);
-	generation_exited(g, wait_dead(new_pid));
+	gen_exited(g, wait_dead(new_pid));
 	maybe_finish();
-	generation_exited(cur, wait_dead(cur_pid));
+	gen_exited(cur, wait_dead(cur_pid));
 	maybe_finish();
 	/* The old one ignored nothing here, but it is still waited for with -k. */
 	kill(old_pid, SIGKILL);
-	generation_exited(old, wait_dead(old_pid));
-	maybe_finish(); /* finish(143): the current one's status */
+	gen_exited(old, wait_dead(old_pid));
+	maybe_finish(); /* exit_now(143): the current one's status */
 	_exit(203);
 }
 
@@ -2357,7 +2412,7 @@ static void test_forward(void **state)
 	st = wait_dead(a);
 	assert_int_equal(WTERMSIG(st), SIGUSR2);
 	assert_int_equal(kill(b, 0), 0);
-	hw.current = NULL;
+	current_gen()->state = GEN_STOPPING;
 	forward(SIGWINCH); /* ignored by default: it survives that ... */
 	forward(SIGUSR1);  /* ... and dies of this */
 	st = wait_dead(b);
@@ -2419,15 +2474,15 @@ static void test_status_reason_with_newline_stays_one_line(void **state)
 	(void)state;
 	path_in_tmp(path, sizeof(path), "status");
 	hw.cfg.status_file = path;
-	hw.reloads = 1;
-	hw.reload_state = RELOAD_FAILED;
-	snprintf(hw.reload_reason, sizeof(hw.reload_reason),
+	hw.reload.count = 1;
+	hw.reload.state = RELOAD_FAILED;
+	snprintf(hw.reload.reason, sizeof(hw.reload.reason),
 		 "gen 2 failed: cannot execute './bad\nname': No such file or directory");
-	write_status("running");
+	write_status_as("running");
 	hw.cfg.status_file = NULL;
 	assert_int_equal(read_status_file(path, &st), 0);
-	assert_int_equal(check_own_file("--status-file", path, true), 0);
-	assert_string_equal(st.reload_state, "failed");
+	assert_int_equal(check_own_file("--status-file", path, STATUS_FILE), 0);
+	assert_string_equal(reload_state_names[st.reload_state], "failed");
 	assert_null(strchr(st.reload_reason, '\n'));
 }
 
