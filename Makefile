@@ -6,6 +6,8 @@
 #
 #   make                 build ./hupwatch
 #   make check           install test deps if missing, unit + integration tests
+#   make golden          rewrite test/golden/ from the current binary (review the diff)
+#   make coverage        line coverage of hupwatch.c over the unit + integration tests
 #   make demo            reload a demo server under load, count failed requests
 #   make install         PREFIX=/usr/local DESTDIR= BINDIR= MANDIR=
 #
@@ -69,7 +71,7 @@ UNIT_CFLAGS   = -DUNIT_TEST \
 UNIT_LDFLAGS ?=
 
 .DELETE_ON_ERROR:
-.PHONY: all check check-sanitize fuzz lint bench demo install uninstall clean
+.PHONY: all check check-sanitize coverage golden fuzz lint bench demo install uninstall clean
 
 all: hupwatch
 
@@ -95,6 +97,10 @@ endif
 
 check-sanitize:
 	sh test/sanitize.sh
+
+# The golden files are compared by test/test_golden.py; this rewrites them.
+golden: hupwatch test/child
+	UPDATE_GOLDEN=1 $(PYTHON) test/run_integration.py --no-build test/test_golden.py
 
 # Variables given on the command line (FUZZ_SECONDS=10, TESTS=..., CC=...)
 # reach these scripts through the environment.

@@ -9,9 +9,11 @@ Nothing sleeps a fixed time to "let things settle".
         ...
     # leaving the block kills hupwatch and every process group it started
 
-Environment: HUPWATCH overrides the binary under test, CHILD the test child.
+Environment: HUPWATCH overrides the binary under test, CHILD the test child; UPDATE_GOLDEN=1
+makes assert_golden() rewrite the golden files (test/golden/) instead of comparing.
 """
 
+import difflib
 import errno
 import os
 import re
@@ -26,12 +28,13 @@ import time
 __all__ = [
     "ROOT", "HUPWATCH", "CHILD", "wait_for", "Hupwatch", "Reports", "pid_alive",
     "zombies_under", "children_of", "http_get", "Load", "send_notify", "free_port",
-    "proc_state", "proc_pgid", "base_env", "signum",
+    "proc_state", "proc_pgid", "base_env", "signum", "GOLDEN_DIR", "assert_golden",
 ]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUPWATCH = os.environ.get("HUPWATCH", os.path.join(ROOT, "hupwatch"))
 CHILD = os.environ.get("CHILD", os.path.join(ROOT, "test", "child"))
+GOLDEN_DIR = os.path.join(ROOT, "test", "golden")
 
 POLL = 0.01
 
@@ -61,6 +64,32 @@ def signum(sig):
             name = "SIG" + name
         return int(getattr(_signal, name))
     return int(sig)
+
+
+# ---------------------------------------------------------------- golden files
+
+def assert_golden(name, actual):
+    """Check that actual (text) is the content of test/golden/NAME; raise AssertionError with a
+    unified diff and how to regenerate if not. With UPDATE_GOLDEN=1 in the environment, write
+    actual to the file instead (review the diff with git before committing it)."""
+    path = os.path.join(GOLDEN_DIR, name)
+    rel = os.path.relpath(path, ROOT)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        os.makedirs(GOLDEN_DIR, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(actual)
+        return
+    how = ("If the change is intended, regenerate with `make golden` (or UPDATE_GOLDEN=1 "
+           "python3 test/run_integration.py test/test_golden.py) and commit the new %s." % rel)
+    try:
+        with open(path) as f:
+            expected = f.read()
+    except FileNotFoundError:
+        raise AssertionError("golden file %s is missing. %s" % (rel, how)) from None
+    if actual != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
+                                            rel + " (expected)", "actual"))
+        raise AssertionError("output differs from %s:\n%s\n%s" % (rel, diff, how))
 
 
 # ---------------------------------------------------------------- /proc helpers
