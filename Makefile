@@ -98,6 +98,10 @@ endif
 check-sanitize:
 	sh test/sanitize.sh
 
+# gcc --coverage build in build/coverage; unit + integration runs; gcov.
+coverage:
+	sh test/coverage.sh
+
 # The golden files are compared by test/test_golden.py; this rewrites them.
 golden: hupwatch test/child
 	UPDATE_GOLDEN=1 $(PYTHON) test/run_integration.py --no-build test/test_golden.py

@@ -10,7 +10,8 @@ Nothing sleeps a fixed time to "let things settle".
     # leaving the block kills hupwatch and every process group it started
 
 Environment: HUPWATCH overrides the binary under test, CHILD the test child; UPDATE_GOLDEN=1
-makes assert_golden() rewrite the golden files (test/golden/) instead of comparing.
+makes assert_golden() rewrite the golden files (test/golden/) instead of comparing;
+HUPWATCH_COVERAGE=1 (make coverage) lets a hupwatch still running at cleanup exit on SIGTERM.
 """
 
 import difflib
@@ -35,6 +36,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUPWATCH = os.environ.get("HUPWATCH", os.path.join(ROOT, "hupwatch"))
 CHILD = os.environ.get("CHILD", os.path.join(ROOT, "test", "child"))
 GOLDEN_DIR = os.path.join(ROOT, "test", "golden")
+# Under `make coverage` a hupwatch still running at cleanup gets SIGTERM and a moment to exit
+# before SIGKILL: gcov's counters are written at exit, and a killed process writes none.
+COVERAGE = os.environ.get("HUPWATCH_COVERAGE") == "1"
 
 POLL = 0.01
 
@@ -344,6 +348,13 @@ class Hupwatch:
         victims.update(p for p, parent in _reports_seen.items() if parent == self.pid)
         if self.proc.poll() is None:
             victims.update(_descendants(self.pid))
+            if COVERAGE:
+                try:    # hw_pid: hupwatch itself under a wrapper such as test_pid1's unshare
+                    os.kill(getattr(self, "hw_pid", self.pid), _signal.SIGTERM)
+                    self.proc.wait(2)
+                except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                    pass
+        if self.proc.poll() is None:
             try:
                 os.kill(self.pid, _signal.SIGKILL)
             except ProcessLookupError:
