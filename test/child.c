@@ -11,7 +11,9 @@
  *   --report DIR  --delay MS  --exit CODE  --kill-self SIG  --ignore-term
  *   --term-exit CODE  --fail-if-exists F  --orphan MS  --grandchild
  *   --notify-ready MS  --serve
- * See /tmp/hupwatch-interface.md ("Test infrastructure") for the contract.
+ * The report is DIR/PID.report (key=value lines, written atomically; see
+ * write_report), events go to DIR/PID.events; test/harness.py's Reports reads
+ * both, and test/test_*.py show each option in use.
  */
 #include <dirent.h>
 #include <errno.h>

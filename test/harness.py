@@ -9,9 +9,12 @@ Nothing sleeps a fixed time to "let things settle".
         ...
     # leaving the block kills hupwatch and every process group it started
 
-Environment: HUPWATCH overrides the binary under test, CHILD the test child.
+Environment: HUPWATCH overrides the binary under test, CHILD the test child; UPDATE_GOLDEN=1
+makes assert_golden() rewrite the golden files (test/golden/) instead of comparing;
+HUPWATCH_COVERAGE=1 (make coverage) lets a hupwatch still running at cleanup exit on SIGTERM.
 """
 
+import difflib
 import errno
 import os
 import re
@@ -26,12 +29,16 @@ import time
 __all__ = [
     "ROOT", "HUPWATCH", "CHILD", "wait_for", "Hupwatch", "Reports", "pid_alive",
     "zombies_under", "children_of", "http_get", "Load", "send_notify", "free_port",
-    "proc_state", "proc_pgid", "base_env", "signum",
+    "proc_state", "proc_pgid", "base_env", "signum", "GOLDEN_DIR", "assert_golden",
 ]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HUPWATCH = os.environ.get("HUPWATCH", os.path.join(ROOT, "hupwatch"))
 CHILD = os.environ.get("CHILD", os.path.join(ROOT, "test", "child"))
+GOLDEN_DIR = os.path.join(ROOT, "test", "golden")
+# Under `make coverage` a hupwatch still running at cleanup gets SIGTERM and a moment to exit
+# before SIGKILL: gcov's counters are written at exit, and a killed process writes none.
+COVERAGE = os.environ.get("HUPWATCH_COVERAGE") == "1"
 
 POLL = 0.01
 
@@ -61,6 +68,32 @@ def signum(sig):
             name = "SIG" + name
         return int(getattr(_signal, name))
     return int(sig)
+
+
+# ---------------------------------------------------------------- golden files
+
+def assert_golden(name, actual):
+    """Check that actual (text) is the content of test/golden/NAME; raise AssertionError with a
+    unified diff and how to regenerate if not. With UPDATE_GOLDEN=1 in the environment, write
+    actual to the file instead (review the diff with git before committing it)."""
+    path = os.path.join(GOLDEN_DIR, name)
+    rel = os.path.relpath(path, ROOT)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        os.makedirs(GOLDEN_DIR, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(actual)
+        return
+    how = ("If the change is intended, regenerate with `make golden` (or UPDATE_GOLDEN=1 "
+           "python3 test/run_integration.py test/test_golden.py) and commit the new %s." % rel)
+    try:
+        with open(path) as f:
+            expected = f.read()
+    except FileNotFoundError:
+        raise AssertionError("golden file %s is missing. %s" % (rel, how)) from None
+    if actual != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
+                                            rel + " (expected)", "actual"))
+        raise AssertionError("output differs from %s:\n%s\n%s" % (rel, diff, how))
 
 
 # ---------------------------------------------------------------- /proc helpers
@@ -315,6 +348,13 @@ class Hupwatch:
         victims.update(p for p, parent in _reports_seen.items() if parent == self.pid)
         if self.proc.poll() is None:
             victims.update(_descendants(self.pid))
+            if COVERAGE:
+                try:    # hw_pid: hupwatch itself under a wrapper such as test_pid1's unshare
+                    os.kill(getattr(self, "hw_pid", self.pid), _signal.SIGTERM)
+                    self.proc.wait(2)
+                except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                    pass
+        if self.proc.poll() is None:
             try:
                 os.kill(self.pid, _signal.SIGKILL)
             except ProcessLookupError:

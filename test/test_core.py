@@ -2,6 +2,12 @@
 pid file, usage errors. One test per behaviour; every wait is bounded and event-driven.
 
 Run: python3 test/run_integration.py test/test_core.py  (add -v for test names, -k NAME to select)
+
+The reload tests, where the way a generation becomes ready matters, are marked @each_mode: they run
+once per readiness mode (-w warm-up, -n READY=1, -c ready command), each with and without -k, as
+dumb-init's fixtures multiply its tests across its modes. Each copy is its own test method named
+after its mode (test_failed_reload_keeps_old_generation__notify_k), so a failure names the mode;
+-k __ready_cmd selects one mode. The other tests run in warm-up mode only.
 """
 
 import contextlib
@@ -20,36 +26,13 @@ from harness import (CHILD, HUPWATCH, Hupwatch, Reports, pid_alive, proc_state, 
                      zombies_under)
 
 STARTED = r"info: gen %d pid (\d+) started$"
-READY = r"info: gen %d pid %d ready after (\d+\.\d\d)s \(warm-up\)$"
+# %s: how it became ready, the mode's Mode.how
+READY = r"info: gen %d pid %d ready after (\d+\.\d\d)s \(%s\)$"
 TRY_HELP = "Try 'hupwatch --help' for more information."
 
 
 def gen_pid(hw, gen, since=None, timeout=10):
     return int(hw.wait_log(STARTED % gen, timeout, since).group(1))
-
-
-def wait_ready(hw, gen, pid, since=None, timeout=10):
-    return float(hw.wait_log(READY % (gen, pid), timeout, since).group(1))
-
-
-def ready_then_hup(hw):
-    """Wait for gen 1 to start and be ready, then SIGHUP: (gen 1's pid, the log mark taken just
-    before the HUP, gen 2's pid once started)."""
-    p1 = gen_pid(hw, 1)
-    wait_ready(hw, 1, p1)
-    m = hw.mark()
-    hw.signal("HUP")
-    return p1, m, gen_pid(hw, 2, since=m)
-
-
-def hup_until_ready(hw, gen):
-    """SIGHUP, then wait for generation gen to start and be ready: (the log mark taken just before
-    the HUP, gen's pid)."""
-    m = hw.mark()
-    hw.signal("HUP")
-    pid = gen_pid(hw, gen, since=m)
-    wait_ready(hw, gen, pid, since=m)
-    return m, pid
 
 
 def gone(pid):
@@ -84,7 +67,73 @@ def no_line(hw, regex, timeout, since=None):
     return False
 
 
+class Mode:
+    """One way for a generation to become ready, with or without -k.
+
+    name: the suffix of the test methods run in this mode. how: what hupwatch's ready line says in
+    parentheses. args(warmup, report_dir): hupwatch's options, which keep `warmup` seconds as the
+    minimum age (-w) in every mode, so a test's timing assertions hold in all of them.
+    child_args: what test/child needs to become ready that way."""
+
+    def __init__(self, name, how, readiness, child_args=(), events=(), kill_at_exit=False):
+        self.name = name + ("_k" if kill_at_exit else "")
+        self.how = how
+        self._readiness = readiness
+        self.child_args = list(child_args)
+        self.events = list(events)      # what test/child records of becoming ready that way
+        self.kill_at_exit = kill_at_exit
+
+    def args(self, warmup, report_dir):
+        return (self._readiness(report_dir) + ["-w", str(warmup)]
+                + (["-k"] if self.kill_at_exit else []))
+
+    def __repr__(self):
+        return "Mode(%s)" % self.name
+
+
+def _modes(kill_at_exit):
+    return [
+        Mode("warmup", "warm-up", lambda rep: [], kill_at_exit=kill_at_exit),
+        Mode("notify", "READY=1", lambda rep: ["-n"], ["--notify-ready", "0"],
+             ["notified READY=1"], kill_at_exit=kill_at_exit),
+        # test/child writes its report (DIR/PID.report, atomically) as soon as it runs
+        Mode("ready_cmd", "ready-cmd",
+             lambda rep: ["-c", 'test -f %s/"$HUPWATCH_PID".report' % shlex.quote(rep),
+                          "-i", "0.05"],
+             kill_at_exit=kill_at_exit),
+    ]
+
+
+WARMUP = _modes(False)[0]
+MODES = _modes(False) + _modes(True)
+
+
+def each_mode(test):
+    """Run this test once per Mode in MODES (see multiply_modes); inside it, self.mode is the mode."""
+    test.modes = MODES
+    return test
+
+
+def multiply_modes(cls):
+    """Class decorator: replace each @each_mode test_X by one method test_X__MODE per mode."""
+    for name, test in list(vars(cls).items()):
+        modes = getattr(test, "modes", None)
+        if not name.startswith("test") or not modes:
+            continue
+        delattr(cls, name)
+        for mode in modes:
+            def run(self, test=test, mode=mode):
+                self.mode = mode
+                return test(self)
+            run.__name__ = run.__qualname__ = "%s__%s" % (name, mode.name)
+            run.__doc__ = test.__doc__
+            setattr(cls, run.__name__, run)
+    return cls
+
+
+@multiply_modes
 class CoreTest(unittest.TestCase):
+    mode = WARMUP       # the mode of the tests not marked @each_mode
 
     @classmethod
     def setUpClass(cls):
@@ -98,8 +147,43 @@ class CoreTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.rep = Reports(os.path.join(self.tmp, "reports"))
 
+    def child_args(self, *args):
+        """test/child's arguments: its report directory, what the mode needs, then args."""
+        return ["--report", self.rep.dir] + self.mode.child_args + [str(a) for a in args]
+
     def child(self, *args):
-        return [CHILD, "--report", self.rep.dir] + [str(a) for a in args]
+        return [CHILD] + self.child_args(*args)
+
+    def ready_args(self, warmup):
+        """hupwatch's options for the mode, with `warmup` seconds as the minimum age."""
+        return self.mode.args(warmup, self.rep.dir)
+
+    def events(self, pid):
+        """PID's events (signals it got, ...) without those of becoming ready in this mode."""
+        return [e for e in self.rep.events(pid) if e not in self.mode.events]
+
+    def wait_ready(self, hw, gen, pid, since=None, timeout=10):
+        """Seconds gen pid took to become ready, from its ready line (which names the mode)."""
+        rx = READY % (gen, pid, re.escape(self.mode.how))
+        return float(hw.wait_log(rx, timeout, since).group(1))
+
+    def ready_then_hup(self, hw):
+        """Wait for gen 1 to start and be ready, then SIGHUP: (gen 1's pid, the log mark taken
+        just before the HUP, gen 2's pid once started)."""
+        p1 = gen_pid(hw, 1)
+        self.wait_ready(hw, 1, p1)
+        m = hw.mark()
+        hw.signal("HUP")
+        return p1, m, gen_pid(hw, 2, since=m)
+
+    def hup_until_ready(self, hw, gen):
+        """SIGHUP, then wait for generation gen to start and be ready: (the log mark taken just
+        before the HUP, gen's pid)."""
+        m = hw.mark()
+        hw.signal("HUP")
+        pid = gen_pid(hw, gen, since=m)
+        self.wait_ready(hw, gen, pid, since=m)
+        return m, pid
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
@@ -126,22 +210,23 @@ class CoreTest(unittest.TestCase):
                 self.assertEqual(os.readlink("/proc/%d/fd/%d" % (pid, fd)),
                                  os.readlink("/proc/%d/fd/%d" % (hw.pid, fd)),
                                  "fd %d is not hupwatch's" % fd)
-            took = wait_ready(hw, 1, pid)
+            took = self.wait_ready(hw, 1, pid)
             self.assertGreaterEqual(took, 0.29)
             for line in hw.lines:
                 self.assertRegex(line, r"^hupwatch\[%d\]: (debug|info|warning|error): " % hw.pid)
 
-    def test_hup_starts_gen2_then_stops_gen1_after_warmup(self):
-        with Hupwatch(["-w", "0.3"], self.child()) as hw:
+    @each_mode
+    def test_hup_starts_gen2_then_stops_gen1_once_gen2_ready(self):
+        with Hupwatch(self.ready_args("0.3"), self.child()) as hw:
             p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             m = hw.mark()
             hw.signal("HUP")
             hw.wait_log(r"info: reload requested \(SIGHUP\)$", since=m)
             p2 = gen_pid(hw, 2, since=m)
             self.assertNotEqual(p1, p2)
             self.assertTrue(pid_alive(p1), "gen 1 must serve while gen 2 warms up")
-            took = wait_ready(hw, 2, p2, since=m)
+            took = self.wait_ready(hw, 2, p2, since=m)
             self.assertGreaterEqual(took, 0.29)
             hw.wait_log(r"info: gen 1 pid %d stopping \(SIGTERM\)$" % p1, since=m)
             hw.wait_log(r"info: gen 1 pid %d exited with status 0 after draining \d+\.\d\ds$" % p1,
@@ -161,30 +246,32 @@ class CoreTest(unittest.TestCase):
             self.assertEqual(int(r2["pid"]), p2)
             self.assertEqual(int(r2["pgid"]), p2)
             self.assertTrue(hw.running() and pid_alive(p2))
-            self.assertEqual(self.rep.events(p2), [])
+            self.assertEqual(self.events(p2), [])
 
+    @each_mode
     def test_hups_during_starting_generation_coalesce_into_one_reload(self):
-        with Hupwatch(["-w", "0.5"], self.child()) as hw:
-            p1, m, p2 = ready_then_hup(hw)
+        with Hupwatch(self.ready_args("0.5"), self.child()) as hw:
+            p1, m, p2 = self.ready_then_hup(hw)
             for _ in range(5):
                 hw.signal("HUP")
             hw.wait_log(r"info: reload requested \(SIGHUP\) while gen 2 is starting; queued$",
                         since=m)
             self.assertTrue(proc_state(p2) is not None)
-            wait_ready(hw, 2, p2, since=m)
+            self.wait_ready(hw, 2, p2, since=m)
             p3 = gen_pid(hw, 3, since=m)
-            wait_ready(hw, 3, p3, since=m)
+            self.wait_ready(hw, 3, p3, since=m)
             hw.wait_log(r"gen 2 pid %d exited with status 0 after draining" % p2, since=m)
             # a spurious 4th generation would start as soon as gen 3 settled
             self.assertTrue(no_line(hw, r"gen 4 pid", 0.8), "extra reload:\n" + hw.stderr())
             self.assertEqual(len(hw.log_matches(r"info: gen \d+ pid \d+ started$")), 3)
             self.assertEqual(sorted(r["generation"] for r in self.rep.all()), ["1", "2", "3"])
 
+    @each_mode
     def test_failed_reload_keeps_old_generation(self):
         flag = self.path("fail")
-        with Hupwatch(["-w", "0.3"], self.child("--fail-if-exists", flag)) as hw:
+        with Hupwatch(self.ready_args("0.3"), self.child("--fail-if-exists", flag)) as hw:
             p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             open(flag, "w").close()
             m = hw.mark()
             hw.signal("HUP")
@@ -193,11 +280,11 @@ class CoreTest(unittest.TestCase):
                         r"gen 1 stays current$", since=m)
             self.assertTrue(pid_alive(p1))
             self.assertEqual(hw.log_matches(r"gen 1 pid \d+ stopping", since=m), [])
-            self.assertEqual(self.rep.events(p1), [])
+            self.assertEqual(self.events(p1), [])
             self.assertTrue(hw.running())
             # the next reload works
             os.unlink(flag)
-            m, _ = hup_until_ready(hw, 3)
+            m, _ = self.hup_until_ready(hw, 3)
             hw.wait_log(r"info: gen 1 pid %d stopping \(SIGTERM\)$" % p1, since=m)
 
     def test_exec_failure_after_symlink_swap_keeps_old(self):
@@ -208,7 +295,7 @@ class CoreTest(unittest.TestCase):
         cmd = ["./bin/app", "--report", self.rep.dir]
         with Hupwatch(["-w", "0.2"], cmd, cwd=current) as hw:
             p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             self.assertEqual(self.rep.wait_report(gen=1)["cwd"], os.path.realpath(r1))
             swap_symlink(current, r2)
             m = hw.mark()
@@ -221,7 +308,7 @@ class CoreTest(unittest.TestCase):
             self.assertIsNone(self.rep.find(gen=2))
             # roll back: the next reload runs release 1 again
             swap_symlink(current, r1)
-            hup_until_ready(hw, 3)
+            self.hup_until_ready(hw, 3)
             self.assertEqual(self.rep.wait_report(gen=3)["cwd"], os.path.realpath(r1))
 
     def test_cwd_follows_current_symlink_and_rollback(self):
@@ -238,7 +325,7 @@ class CoreTest(unittest.TestCase):
                 else:
                     m = 0
                 p = gen_pid(hw, gen, since=m)
-                wait_ready(hw, gen, p, since=m)
+                self.wait_ready(hw, gen, p, since=m)
                 r = self.rep.wait_report(gen=gen)
                 self.assertEqual(r["cwd"], os.path.realpath(target), "gen %d" % gen)
 
@@ -249,10 +336,10 @@ class CoreTest(unittest.TestCase):
         cmd = ["./bin/app", "--report", self.rep.dir]
         with Hupwatch(["-w", "0.2", "-d", current], cmd, cwd="/") as hw:
             p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             self.assertEqual(self.rep.wait_report(gen=1)["cwd"], os.path.realpath(r1))
             swap_symlink(current, r2)
-            _, p2 = hup_until_ready(hw, 2)
+            _, p2 = self.hup_until_ready(hw, 2)
             self.assertEqual(self.rep.wait_report(gen=2)["cwd"], os.path.realpath(r2))
             # a dangling symlink: the reload fails, gen 2 stays
             swap_symlink(current, self.path("releases", "missing"))
@@ -274,8 +361,8 @@ class CoreTest(unittest.TestCase):
             p1 = gen_pid(hw, 1)
             g1 = int(self.rep.wait_report(gen=1)["grandchild"])
             self.assertEqual(os.getpgid(g1), p1)
-            wait_ready(hw, 1, p1)
-            m, p2 = hup_until_ready(hw, 2)
+            self.wait_ready(hw, 1, p1)
+            m, p2 = self.hup_until_ready(hw, 2)
             hw.wait_log(r"info: gen 1 pid %d stopping \(SIGTERM\)$" % p1, since=m)
             self.rep.wait_event(p1, "term ignored")
             hw.wait_log(r"warning: gen 1 pid %d still running after stop timeout 0\.50s; "
@@ -293,7 +380,7 @@ class CoreTest(unittest.TestCase):
         with Hupwatch(["-w", "0.2", "-s", "INT", "-T", "0.4"], self.child("--grandchild")) as hw:
             p1 = gen_pid(hw, 1)
             g1 = int(self.rep.wait_report(gen=1)["grandchild"])
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             m = hw.mark()
             hw.signal("HUP")
             p2 = gen_pid(hw, 2, since=m)
@@ -344,7 +431,7 @@ class CoreTest(unittest.TestCase):
     def test_sigstop_is_not_an_exit(self):
         with Hupwatch(["-w", "0.2"], self.child()) as hw:
             p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             m = hw.mark()
             os.kill(p1, signal.SIGSTOP)
             wait_for(lambda: proc_state(p1) == "T", 5, "gen 1 stopped")
@@ -355,7 +442,7 @@ class CoreTest(unittest.TestCase):
             self.assertTrue(pid_alive(p1) and hw.running())
             self.assertEqual(hw.log_matches(r"exit|killed", since=m), [])
             # and hupwatch still manages it: a reload replaces it
-            m, _ = hup_until_ready(hw, 2)
+            m, _ = self.hup_until_ready(hw, 2)
             hw.wait_log(r"gen 1 pid %d exited with status 0 after draining" % p1, since=m)
 
     # ------------------------------------------------------------ shutdown
@@ -367,7 +454,7 @@ class CoreTest(unittest.TestCase):
                 hw = stack.enter_context(Hupwatch(["-w", "0.1"], self.child()))
                 runs.append((hw, sig, gen_pid(hw, 1)))
             for hw, sig, pid in runs:
-                wait_ready(hw, 1, pid)
+                self.wait_ready(hw, 1, pid)
             t0 = time.monotonic()
             for hw, sig, pid in runs:
                 hw.signal(sig)
@@ -392,7 +479,7 @@ class CoreTest(unittest.TestCase):
                 hw = stack.enter_context(Hupwatch(["-w", "0.1", "-k", "-p", pidfile], cmd))
                 runs.append((hw, sig, want, event, pidfile, gen_pid(hw, 1)))
             for hw, sig, want, event, pidfile, pid in runs:
-                wait_ready(hw, 1, pid)
+                self.wait_ready(hw, 1, pid)
                 self.assertTrue(os.path.exists(pidfile))
                 hw.signal(sig)
             for hw, sig, want, event, pidfile, pid in runs:
@@ -425,7 +512,7 @@ class CoreTest(unittest.TestCase):
     def test_repeated_term_during_k_shutdown_changes_nothing(self):
         with Hupwatch(["-w", "0.1", "-k", "-T", "1"], self.child("--ignore-term")) as hw:
             p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             t0 = time.monotonic()
             hw.signal("TERM")
             self.rep.wait_event(p1, "term ignored")
@@ -444,13 +531,13 @@ class CoreTest(unittest.TestCase):
     def test_forwards_usr1_usr2_winch_ttin_ttou(self):
         with Hupwatch(["-w", "0.1"], self.child()) as hw:
             p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             for sig in ("USR1", "USR2", "WINCH", "TTIN", "TTOU"):
                 hw.signal(sig)
                 hw.wait_log(r"info: forwarding SIG%s to gen 1 pid %d$" % (sig, p1))
                 self.rep.wait_event(p1, "signal " + sig)
             # after a reload they go to the new current generation only
-            m, p2 = hup_until_ready(hw, 2)
+            m, p2 = self.hup_until_ready(hw, 2)
             hw.signal("USR2")
             hw.wait_log(r"info: forwarding SIGUSR2 to gen 2 pid %d$" % p2, since=m)
             self.rep.wait_event(p2, "signal USR2")
@@ -466,7 +553,7 @@ class CoreTest(unittest.TestCase):
                pidfile, seen, self.rep.dir]
         with Hupwatch(["-w", "0.1", "-p", pidfile], cmd) as hw:
             p1 = gen_pid(hw, 1)
-            wait_ready(hw, 1, p1)
+            self.wait_ready(hw, 1, p1)
             self.rep.wait_report(gen=1)
             with open(seen) as f:
                 self.assertEqual(f.read(), "%d\n" % hw.pid, "pid file not there at first spawn")
@@ -547,7 +634,7 @@ class CoreTest(unittest.TestCase):
         env = {"HUPWATCH_GENERATION": "99", "LISTEN_FDS": "2", "LISTEN_PID": "1",
                "LISTEN_FDNAMES": "a:b"}
         with Hupwatch(["-w", "0.1"], self.child(), env=env) as hw:
-            p1, _, p2 = ready_then_hup(hw)
+            p1, _, p2 = self.ready_then_hup(hw)
             r1, r2 = self.rep.wait_report(pid=p1), self.rep.wait_report(pid=p2)
             self.assertEqual((r1["generation"], r2["generation"]), ("1", "2"))
             for r in (r1, r2):
@@ -658,23 +745,25 @@ class CoreTest(unittest.TestCase):
 
     # ------------------------------------------------------------ current generation dies mid-reload
 
+    @each_mode
     def test_current_exits_while_replacement_starting_replacement_takes_over(self):
-        with Hupwatch(["-w", "0.6"], self.child()) as hw:
-            p1, m, p2 = ready_then_hup(hw)
+        with Hupwatch(self.ready_args("0.6"), self.child()) as hw:
+            p1, m, p2 = self.ready_then_hup(hw)
             os.kill(p1, signal.SIGKILL)
             wait_for(lambda: gone(p1), 5, "gen 1 reaped")
-            took = wait_ready(hw, 2, p2, since=m)
+            took = self.wait_ready(hw, 2, p2, since=m)
             self.assertGreaterEqual(took, 0.59)
             self.assertTrue(hw.running() and pid_alive(p2))
-            m, _ = hup_until_ready(hw, 3)
+            m, _ = self.hup_until_ready(hw, 3)
             hw.wait_log(r"gen 2 pid %d stopping" % p2, since=m)
             self.assertTrue(hw.running())
 
+    @each_mode
     def test_current_exits_and_replacement_fails_exits_with_old_status(self):
-        cmd = per_gen(["--report", self.rep.dir, "--delay", "300", "--exit", "1"],
-                      {1: ["--report", self.rep.dir, "--term-exit", "5"]})
-        with Hupwatch(["-w", "0.6"], cmd) as hw:
-            p1, m, _ = ready_then_hup(hw)
+        cmd = per_gen(self.child_args("--delay", "300", "--exit", "1"),
+                      {1: self.child_args("--term-exit", "5")})
+        with Hupwatch(self.ready_args("0.6"), cmd) as hw:
+            p1, m, _ = self.ready_then_hup(hw)
             os.kill(p1, signal.SIGTERM)     # gen 1 exits 5 on its own, not via hupwatch
             self.assertEqual(hw.wait_exit(5), 5, hw.stderr())
             hw.wait_log(r"error: gen 2 failed: exited with status 1 before ready", since=m)
