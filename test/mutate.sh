@@ -92,7 +92,7 @@ EOF
 
 # Run TESTS (a space-separated list) in the copy; 0 if every one passed. Output to $2.
 run_tests() {
-	tests=$1 log=$2 integration= rc=0
+	tests=$1 log=$2 integration='' rc=0
 	for t in $tests; do
 		case $t in
 		unit) (cd "$TREE" && ./test/unit) >>"$log" 2>&1 || rc=1 ;;
@@ -110,15 +110,14 @@ run_tests() {
 build() {
 	targets=hupwatch
 	case " $1 " in *" unit "*) targets="$targets test/unit" ;; esac
-	(cd "$TREE" && rm -f $targets) # rebuilt whatever the timestamps say
-	# shellcheck disable=SC2086
-	make -s -C "$TREE" $targets >>"$2" 2>&1
+	# shellcheck disable=SC2086 # two words at most, no glob
+	(cd "$TREE" && rm -f $targets && make -s $targets) >>"$2" 2>&1 # rebuilt, whatever the mtimes
 }
 
 # Baseline: the unmutated copy must pass every test the list relies on.
 all_tests=$(cut -f2 "$TMP/plan" | tr ' ' '\n' | sort -u | tr '\n' ' ')
 start=$(date +%s)
-echo "mutate: baseline: building and running $(echo "$all_tests" | wc -w) tests unmutated" >&2
+echo "mutate: baseline: building and running $(echo "$all_tests" | wc -w) tests unmutated"
 if ! make -s -C "$TREE" hupwatch test/child test/unit >"$LOGS/baseline.log" 2>&1; then
 	echo "mutate: the unmutated tree does not build:" >&2
 	tail -20 "$LOGS/baseline.log" >&2
@@ -131,7 +130,7 @@ if ! run_tests "$all_tests" "$LOGS/baseline.log"; then
 	exit 2
 fi
 
-total=0 caught=0 survived= broken=
+total=0 caught=0 survived='' broken=''
 tab=$(printf '\t')
 while IFS=$tab read -r name tests; do
 	total=$((total + 1))
@@ -152,8 +151,10 @@ while IFS=$tab read -r name tests; do
 	cp "$TMP/hupwatch.c.orig" "$TREE/hupwatch.c"
 done <"$TMP/plan"
 
-echo "mutate: $total mutations: $caught caught, $(echo $survived | wc -w) survived," \
-	"$(echo $broken | wc -w) broken ($(($(date +%s) - start))s)"
+count() { echo "$#"; }
+# shellcheck disable=SC2086 # counting the words
+echo "mutate: $total mutations: $caught caught, $(count $survived) survived," \
+	"$(count $broken) broken ($(($(date +%s) - start))s)"
 [ -n "$broken" ] && exit 2
 [ -n "$survived" ] && { echo "mutate: survived:$survived" >&2; exit 1; }
 exit 0
