@@ -188,7 +188,8 @@ def timens_usable():
     except (OSError, subprocess.TimeoutExpired) as e:
         return "unshare --time: %s" % e
     if r.returncode != 0:
-        return "unshare --time fails (needs root and CONFIG_TIME_NS): %s" % r.stderr.decode().strip()
+        return ("unshare --time fails (needs root and CONFIG_TIME_NS): %s"
+                % r.stderr.decode().strip())
     return None
 
 
@@ -218,7 +219,7 @@ class Base(unittest.TestCase):
                                since).group(1))
 
     def hup_until_ready(self, hw, gen):
-        """SIGHUP, then wait for generation gen to start and be ready: (log mark before, its pid)."""
+        """SIGHUP, then wait for generation gen to start and be ready: (mark before, its pid)."""
         m = hw.mark()
         hw.signal("HUP")
         self.started(hw, gen, since=m)
@@ -250,7 +251,7 @@ class Base(unittest.TestCase):
         return re.sub(r"^hupwatch: %s:" % option, "hupwatch: OPT:", hw.lines[0])
 
 
-# ======================================================================== 1-2: old code never serves
+# ===================================================================== 1-2: old code never serves
 
 class FaultOldCodeTest(Base):
 
@@ -832,8 +833,8 @@ class FaultInputLogTest(Base):
                 with self.subTest(argv=hw.argv[1:]):
                     messages[v].add(self.usage_refused(hw, opt, v))
             for v, texts in messages.items():
-                self.assertLessEqual(len(texts), 1, "%s is refused differently by different options: "
-                                 "%r" % (v, sorted(texts)))
+                self.assertLessEqual(len(texts), 1, "%s is refused differently by different "
+                                     "options: %r" % (v, sorted(texts)))
             # The limits themselves stay valid.
             ok = [stack.enter_context(Hupwatch(a, self.child("--delay", 300, "--exit", 4)))
                   for a in (["-T", "0.000000001"], ["-T", "1000000000.000000000"],
@@ -904,8 +905,9 @@ class FaultInputLogTest(Base):
     def test_fault11c_emfile_is_named(self):
         # RLIMIT_NOFILE 9 and three --listen sockets: the generation cannot get its fds. The
         # failure must say so (EMFILE), not "exited with status 125 before ready".
-        limit = "import os, resource, sys; " \
-                "resource.setrlimit(resource.RLIMIT_NOFILE, (9, 9)); os.execv(sys.argv[1], sys.argv[1:])"
+        limit = ("import os, resource, sys; "
+                 "resource.setrlimit(resource.RLIMIT_NOFILE, (9, 9)); "
+                 "os.execv(sys.argv[1], sys.argv[1:])")
         args = ["-c", limit, HUPWATCH, "-w", "0.2"]
         for _ in range(3):
             args += ["-l", "127.0.0.1:0"]
