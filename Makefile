@@ -9,6 +9,7 @@
 #   make golden          rewrite test/golden/ from the current binary (review the diff)
 #   make coverage        line coverage of hupwatch.c over the unit + integration tests
 #   make demo            reload a demo server under load, count failed requests
+#   make mutate          does the suite catch the bugs of test/mutations.txt?
 #   make install         PREFIX=/usr/local DESTDIR= BINDIR= MANDIR=
 #
 # Knobs: WERROR=1 (warnings are errors; CI sets it), HARDEN=0 (drop the
@@ -71,7 +72,7 @@ UNIT_CFLAGS   = -DUNIT_TEST \
 UNIT_LDFLAGS ?=
 
 .DELETE_ON_ERROR:
-.PHONY: all check check-sanitize coverage golden fuzz lint bench demo install uninstall clean
+.PHONY: all check check-sanitize coverage golden fuzz lint mutate bench demo install uninstall clean
 
 all: hupwatch
 
@@ -113,6 +114,10 @@ fuzz:
 
 lint:
 	sh test/lint.sh
+
+# The one-line bugs of test/mutations.txt, each in a copy of the tree: exit 1 if one survives.
+mutate:
+	sh test/mutate.sh test/mutations.txt
 
 bench: hupwatch
 	sh bench/run.sh

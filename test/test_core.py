@@ -564,6 +564,32 @@ class CoreTest(unittest.TestCase):
             self.assertEqual(hw.wait_exit(), 137)
             self.assertEqual(os.listdir(piddir), [], "pid file not removed at exit")
 
+    def test_pid_and_status_files_replaced_by_rename(self):
+        # Both files are written to a temporary file and renamed over the old one, never in
+        # place: a reader sees the old file or the new one, never half of one. A second hard link
+        # to the old file shows it: an in-place write would change what the link reads.
+        pidfile, status = self.path("hw.pid"), self.path("hw.status")
+        stale = {pidfile: "999999\n", status: "pid=999999\nstate=exited\nexit_status=0\n"}
+        for path, text in stale.items():
+            with open(path, "w") as f:
+                f.write(text)
+            os.link(path, path + ".link")
+        with Hupwatch(["-w", "0.1", "-p", pidfile, "-S", status], self.child()) as hw:
+            p1 = gen_pid(hw, 1)
+            wait_ready(hw, 1, p1)
+            with open(pidfile) as f:
+                self.assertEqual(f.read(), "%d\n" % hw.pid)
+            with open(status) as f:
+                self.assertRegex(f.read(), r"^pid=%d\n" % hw.pid)
+            for path, text in stale.items():
+                with open(path + ".link") as f:
+                    self.assertEqual(f.read(), text, "%s was rewritten in place" % path)
+                self.assertNotEqual(os.stat(path).st_ino, os.stat(path + ".link").st_ino)
+                self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+            self.assertEqual(sorted(os.listdir(self.tmp)),
+                             sorted(["hw.pid", "hw.pid.link", "hw.status", "hw.status.link",
+                                     "reports"]), "temporary file left over")
+
     def test_stale_pid_file_is_replaced(self):
         pidfile = self.path("hw.pid")
         with open(pidfile, "w") as f:
@@ -687,14 +713,35 @@ class CoreTest(unittest.TestCase):
         self.assertEqual(self.rep.all(), [], "a child was started despite a usage error")
 
     def test_valid_durations_and_signal_names_accepted(self):
-        cases = [["-w", "0", "-s", "TERM"], ["-w", ".05", "-s", "SIGTERM"],
-                 ["-w", "0.05", "-s", "sigterm", "-T", "1"], ["-w", "0", "-s", "15", "-T", "0.25"],
-                 ["-w", "0", "-T", "1000000000", "-t", "1000000000", "-i", "0.2"]]
+        # Each form is accepted and acts: -w is gen 1's warm-up, -s the signal the old generation
+        # gets at the swap, -T the drain after which its group is killed (gen 1 ignores TERM and
+        # only records INT, so nothing but -T ends it). (args, warm-up, signal, -T or None)
+        cases = [(["-w", "0", "-s", "TERM"], 0, "TERM", None),
+                 (["-w", ".05", "-s", "SIGTERM"], 0.05, "TERM", None),
+                 (["-w", "0.05", "-s", "sigterm", "-T", "1"], 0.05, "TERM", 1.0),
+                 (["-w", "0", "-s", "15", "-T", "0.25"], 0, "TERM", 0.25),
+                 (["-w", "0.2", "-s", "int", "-T", ".5"], 0.2, "INT", 0.5),
+                 (["-w", "0", "-T", "1000000000", "-t", "1000000000", "-i", "0.2"], 0, "TERM",
+                  None)]
         with contextlib.ExitStack() as stack:
-            runs = [stack.enter_context(Hupwatch(a, self.child("--delay", "300", "--exit", "4")))
-                    for a in cases]
-            for hw in runs:
-                self.assertEqual(hw.wait_exit(), 4, "%s:\n%s" % (hw.argv, hw.stderr()))
+            runs = [(stack.enter_context(Hupwatch(a, self.child("--ignore-term"))), w, sig, t)
+                    for a, w, sig, t in cases]
+            for hw, w, sig, t in runs:
+                p1 = gen_pid(hw, 1)
+                self.assertGreaterEqual(wait_ready(hw, 1, p1), w - 0.005, hw.stderr())
+                m, p2 = hup_until_ready(hw, 2)
+                hw.wait_log(r"info: gen 1 pid %d stopping \(SIG%s\)$" % (p1, sig), since=m)
+                self.rep.wait_event(p1, "term ignored" if sig == "TERM" else "signal " + sig)
+                if t is not None:
+                    hw.wait_log(r"warning: gen 1 pid %d still running after stop timeout %.2fs; "
+                                % (p1, t), since=m)
+                    d = float(hw.wait_log(r"info: gen 1 pid %d killed by SIGKILL after draining "
+                                          r"(\d+\.\d\d)s$" % p1, since=m).group(1))
+                    self.assertGreaterEqual(d, t - 0.01, "%s: -T cut short" % hw.argv)
+                    wait_for(lambda: gone(p1), 5, "gen 1 killed at -T")
+                else:
+                    self.assertTrue(pid_alive(p1), "%s: gen 1 killed without -T" % hw.argv)
+                self.assertTrue(hw.running() and pid_alive(p2))
 
     def test_help_and_version(self):
         with Hupwatch(["-h"], []) as h, Hupwatch(["--help"], []) as h2, \

@@ -370,6 +370,10 @@ class StatusTest(unittest.TestCase):
             self.assertEqual(hw.wait_exit(10), 0)
         rc, out, err, _ = reload_client(self.sf, "-t", "2")
         self.assertEqual(rc, 125, "stdout %r stderr %r" % (out, err))
+        self.assertEqual(out, "")
+        # one line naming the file, the pid that ran there and how it ended
+        self.assertRegex(err, r"\Ahupwatch: [^\n]*'%s'[^\n]*\bpid %d\b[^\n]*"
+                         r"\bexited with status 0\b[^\n]*\n\Z" % (re.escape(self.sf), hw.pid))
 
     # ---- pid and status files: a symlink or a foreign file is refused and left alone
 

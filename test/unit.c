@@ -8,7 +8,8 @@
  * state transitions (reload requests, failures, swaps, shutdown) are driven through the same
  * functions the event loop calls; where they signal a process, that process is a real idle child
  * of this test (never a made-up pid: kill(-pid) of a made-up pid could hit anything). Transitions
- * that end in exit() run in a forked copy of the test, and the parent checks the exit status.
+ * that end in exit() run in a forked copy of the test, and the parent checks the exit status;
+ * hupwatch's exit() anywhere else fails the test that reached it (unit_exit), never the whole run.
  * hupwatch's own log lines are silenced (hw.cfg.level above L_ERROR); usage errors and --help
  * output are captured and checked.
  *
@@ -23,11 +24,21 @@
  * that a test function left out of tests[] below warns, an error under WERROR=1; only
  * hupwatch.c's own functions are exempt, by this pragma around the include. Calling main's
  * callees from here instead would mean a list to keep in step with hupwatch.c as it changes.
+ *
+ * hupwatch's exit() would be the unit binary's: a broken path that reaches exit_now() in a test not
+ * run in a forked copy would end the whole run, and every later test with it. unit_exit() fails
+ * that one test instead (cmocka's fail_msg jumps back to the runner); in a forked copy it exits,
+ * as the copy's parent expects. <stdlib.h> first, so that only hupwatch.c's calls are renamed.
  */
+#include <stdlib.h>
+static _Noreturn void unit_exit(int status);
+#define exit(status) unit_exit(status)
+
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "../hupwatch.c"
 #pragma GCC diagnostic pop
+#undef exit
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -43,6 +54,15 @@
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- fixtures --------------------------------------------------------------------------- */
+
+static bool in_copy; /* this process is a forked copy of a test (in_child, checked_in_child) */
+
+static _Noreturn void unit_exit(int status)
+{
+	if (!in_copy)
+		fail_msg("hupwatch called exit(%d) in a test not run in a forked copy", status);
+	exit(status);
+}
 
 static char *default_command[] = { "/bin/sleep", "60", NULL };
 static char tmpdir[PATH_MAX];
@@ -263,11 +283,70 @@ static int in_child(void (*fn)(void))
 	if (pid == 0) {
 		/* The copy's own idle children go with it, reaped, when fn ends in exit(). */
 		nkids = 0;
+		in_copy = true;
 		atexit(kill_kids);
 		fn();
 		_exit(200); /* fn was to exit */
 	}
 	return reap_pid(pid);
+}
+
+/*
+ * For a test of a path that, broken, would end in exit() (a failed reload taken for a failed
+ * generation 1 calls finish()): fn runs in a forked copy and checks with CHECK*(), which print
+ * what failed and _exit(201); the parent asserts that fn returned. A broken path then fails this
+ * one test, and the unit binary goes on with the next.
+ */
+#define CHECK(cond)                                                                             \
+	do {                                                                                    \
+		if (!(cond)) {                                                                  \
+			fprintf(stderr, "unit: %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+			_exit(201);                                                             \
+		}                                                                               \
+	} while (0)
+#define CHECK_INT(a, b)                                                                         \
+	do {                                                                                    \
+		long long a_ = (long long)(a), b_ = (long long)(b);                             \
+		if (a_ != b_) {                                                                 \
+			fprintf(stderr, "unit: %s:%d: %s is %lld, want %lld\n", __FILE__, __LINE__, \
+				#a, a_, b_);                                                    \
+			_exit(201);                                                             \
+		}                                                                               \
+	} while (0)
+#define CHECK_STR(a, b)                                                                         \
+	do {                                                                                    \
+		const char *a_ = (a), *b_ = (b);                                                \
+		if (strcmp(a_, b_) != 0) {                                              \
+			fprintf(stderr, "unit: %s:%d: %s is \"%s\", want \"%s\"\n", __FILE__,   \
+				__LINE__, #a, a_, b_);                                          \
+			_exit(201);                                                             \
+		}                                                                               \
+	} while (0)
+
+static void checked_in_child(void (*fn)(void))
+{
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		nkids = 0;
+		in_copy = true;
+		atexit(kill_kids); /* also when the path under test ends in exit() */
+		fn();
+		kill_kids();
+		_exit(0);
+	}
+	st = reap_pid(pid);
+	if (WIFSIGNALED(st))
+		fail_msg("the forked copy was killed by %s", signame(WTERMSIG(st)));
+	if (WEXITSTATUS(st) == 201)
+		fail_msg("a CHECK failed in the forked copy (its line is above)");
+	if (WEXITSTATUS(st) != 0)
+		fail_msg("the path under test called exit(%d) instead of returning", WEXITSTATUS(st));
 }
 
 /* ---- capturing stdout and stderr --------------------------------------------------------- */
@@ -1989,7 +2068,7 @@ static void test_terminate_drops_pending_reload(void **state)
 }
 
 /* A reload whose command cannot be executed fails; the current generation stays. */
-static void test_reload_exec_failure_keeps_current(void **state)
+static void child_reload_exec_failure(void)
 {
 	static char *missing[] = { "/nonexistent/hupwatch-unit-test", NULL };
 	pid_t kid = start_idle();
@@ -1997,41 +2076,49 @@ static void test_reload_exec_failure_keeps_current(void **state)
 	struct status_info st;
 	char path[PATH_MAX];
 
-	(void)state;
 	hw.cfg.command = missing;
-	path_in_tmp(path, sizeof(path), "status");
+	snprintf(path, sizeof(path), "%s/status", tmpdir);
 	hw.cfg.status_file = path;
-	request_reload();
-	settle_failed_spawn(starting_gen());
-	assert_int_equal(hw.reload.count, 1);
-	assert_int_equal(hw.reload.state, RELOAD_FAILED);
-	assert_int_equal(hw.reload.generation, 2);
-	assert_int_equal(hw.last_number, 2);
-	assert_string_equal(hw.reload.reason,
-			    "gen 2 failed: cannot execute '/nonexistent/hupwatch-unit-test': No such file or directory");
-	assert_ptr_equal(current_gen(), cur);
-	assert_int_equal(cur->state, GEN_CURRENT);
-	assert_null(starting_gen());
-	assert_false((hw.state == HW_STOPPING));
-	assert_ptr_equal(hw.gens, cur);
-	assert_null(cur->next);
-	assert_int_equal(kill(kid, 0), 0); /* untouched */
+	request_reload(); /* broken, this could end in exit_now(): hence the forked copy */
+	CHECK(starting_gen() != NULL);
+	gen_exited(starting_gen(), wait_dead(starting_gen()->pid)); /* its exec pipe says ENOENT */
+	CHECK_INT(hw.reload.count, 1);
+	CHECK_INT(hw.reload.state, RELOAD_FAILED);
+	CHECK_INT(hw.reload.generation, 2);
+	CHECK_INT(hw.last_number, 2);
+	CHECK_STR(hw.reload.reason,
+		  "gen 2 failed: cannot execute '/nonexistent/hupwatch-unit-test': No such file or directory");
+	CHECK(current_gen() == cur);
+	CHECK_INT(cur->state, GEN_CURRENT);
+	CHECK(starting_gen() == NULL);
+	CHECK(hw.state != HW_STOPPING);
+	CHECK(hw.gens == cur);
+	CHECK(cur->next == NULL);
+	CHECK_INT(kill(kid, 0), 0); /* untouched */
 	/* The status file tells --reload (the loop writes it before it sleeps). */
-	assert_true(hw.status_dirty);
+	CHECK(hw.status_dirty);
 	write_status();
-	assert_int_equal(read_status_file(path, &st), 0);
-	assert_string_equal(hw_state_names[st.state], "running");
-	assert_string_equal(reload_state_names[st.reload_state], "failed");
-	assert_int_equal(st.reload, 1);
-	assert_int_equal(st.generation, 1);
-	assert_int_equal(st.generation_pid, kid);
-	assert_string_equal(st.reload_reason, hw.reload.reason);
+	CHECK_INT(read_status_file(path, &st), 0);
+	CHECK_STR(hw_state_names[st.state], "running");
+	CHECK_STR(reload_state_names[st.reload_state], "failed");
+	CHECK_INT(st.reload, 1);
+	CHECK_INT(st.generation, 1);
+	CHECK_INT(st.generation_pid, kid);
+	CHECK_STR(st.reload_reason, hw.reload.reason);
 	/* A second attempt gets the next number. */
 	request_reload();
-	settle_failed_spawn(starting_gen());
-	assert_int_equal(hw.reload.count, 2);
-	assert_int_equal(hw.reload.generation, 3);
-	assert_int_equal(hw.reload.state, RELOAD_FAILED);
+	CHECK(starting_gen() != NULL);
+	gen_exited(starting_gen(), wait_dead(starting_gen()->pid));
+	CHECK_INT(hw.reload.count, 2);
+	CHECK_INT(hw.reload.generation, 3);
+	CHECK_INT(hw.reload.state, RELOAD_FAILED);
+	CHECK(hw.state != HW_STOPPING);
+}
+
+static void test_reload_exec_failure_keeps_current(void **state)
+{
+	(void)state;
+	checked_in_child(child_reload_exec_failure);
 }
 
 /* The starting generation fails with HUPs queued: exactly one more reload runs. */
