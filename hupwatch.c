@@ -76,10 +76,15 @@ typedef int64_t nsec_t;
 
 /*
  * A generation that never became ready has no connections to drain, and nothing may wait on it
- * forever: without a stop timeout it gets this long before SIGKILL. The same bounds the drains
- * that are left when hupwatch exits because its current generation died (-k).
+ * forever: without a stop timeout it gets this long before SIGKILL.
  */
 #define FAILED_STOP_GRACE (5 * NSEC_PER_SEC)
+/*
+ * When the service is down (its current generation died, nothing took over) and hupwatch exits
+ * with -k, drains still going get at most this long to finish what they hold: the supervisor
+ * above must be able to start hupwatch again soon.
+ */
+#define DOWN_DRAIN_GRACE (2 * NSEC_PER_SEC)
 /* After SIGKILL a process goes at once, unless it is stuck in the kernel: wait no longer. */
 #define KILL_GRACE (2 * NSEC_PER_SEC)
 
@@ -946,7 +951,7 @@ static int signal_arg(const char *arg, int *out)
 	if (*out < 0)
 		return usage_error("--stop-signal: unknown signal '%s'", arg);
 	if (cannot_end_process(*out))
-		return usage_error("--stop-signal: %s does not end a process", signame(*out));
+		return usage_error("--stop-signal: %s does not end a process: '%s'", signame(*out), arg);
 	return 0;
 }
 
@@ -2106,7 +2111,7 @@ static void tidy_files(int status)
 /*
  * Stop taking reloads; with -k ask every generation to stop. When the service is down (its
  * current generation died, or generation 1 failed) drains still going are cut to
- * FAILED_STOP_GRACE: the supervisor above must be able to start hupwatch again soon.
+ * DOWN_DRAIN_GRACE.
  */
 static void begin_shutdown(enum shutdown_cause cause, int status)
 {
@@ -2121,8 +2126,8 @@ static void begin_shutdown(enum shutdown_cause cause, int status)
 			set_state(g, GEN_FAILED, t); /* never ready: FAILED_STOP_GRACE, not an endless drain */
 		else if (g->state == GEN_CURRENT)
 			set_state(g, GEN_STOPPING, t);
-		else if (g->state == GEN_STOPPING && cause == SERVICE_DOWN && !g->killed && g->kill_at > t + FAILED_STOP_GRACE)
-			g->kill_at = t + FAILED_STOP_GRACE;
+		else if (g->state == GEN_STOPPING && cause == SERVICE_DOWN && !g->killed && g->kill_at > t + DOWN_DRAIN_GRACE)
+			g->kill_at = t + DOWN_DRAIN_GRACE;
 	}
 	enter(HW_STOPPING);
 }
