@@ -250,7 +250,6 @@ class Container:
             self.leader = None
             raise BootError(self._why("no container PID 1 appeared"))
         self.pidns = _ns(self.leader, "pid")
-        self._netns_fd = os.open("/proc/%d/ns/net" % self.leader, os.O_RDONLY | os.O_CLOEXEC)
 
         def booted():
             if self.proc.poll() is not None:
@@ -266,6 +265,11 @@ class Container:
         if state == "exited" or not state:
             raise BootError(self._why("not booted within %gs (is-system-running: %s)"
                                       % (timeout, self.state or "no answer")))
+        # Only now: the container's PID 1 starts out in the host's network namespace and moves
+        # to its own a moment later (seen: 2 ms); an fd taken too early would be the host's.
+        self._netns_fd = os.open("/proc/%d/ns/net" % self.leader, os.O_RDONLY | os.O_CLOEXEC)
+        if os.fstat(self._netns_fd).st_ino == os.stat("/proc/self/ns/net").st_ino:
+            raise BootError("the container's PID 1 shares the host's network namespace")
         self.boot_seconds = time.monotonic() - t0
         return self
 
