@@ -295,16 +295,21 @@ class Container:
     def shutdown(self, timeout=20):
         """Power off (kill on timeout), remove the temp dir; returns what was left behind ([] = none)."""
         problems = []
+        booted = self.boot_seconds is not None
         if self.proc and self.proc.poll() is None and self.leader:
             try:
                 self.run(["systemctl", "poweroff", "--no-block"], timeout=10)
             except AssertionError:
                 pass
+        if not booted:          # a boot that failed: no need to wait long for a clean poweroff
+            timeout = min(timeout, 5 if self.leader else 0.5)
         if self.proc:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                problems.append("systemd-nspawn still running %gs after poweroff: killed" % timeout)
+                if booted:
+                    problems.append("systemd-nspawn still running %gs after poweroff: killed"
+                                    % timeout)
                 for kill in (lambda: os.killpg(self.proc.pid, signal.SIGKILL),
                              lambda: self.leader and os.kill(self.leader, signal.SIGKILL)):
                     try:
