@@ -573,7 +573,7 @@ class Issue12Test(SystemdCase):
                           and self.c.prop(self.unit, "StatusText"), 10, "StatusText of a failed reload")
         self.assertIn("gen 2", failed, "names the generation that still serves")
         self.wait_state("active")
-        out = self.c.run(["systemctl", "status", "--no-pager", self.unit]).stdout
+        out = self.c.run(["systemctl", "status", "--no-pager", "--full", "-n0", self.unit]).stdout
         self.assertIn(failed, out, "systemctl status shows it")
         self.assertEqual(self.get().get("gen"), "2")
 
