@@ -46,6 +46,9 @@ want wrk wrk
 want util-linux unshare
 want procps pgrep
 want iproute2 ss
+# test/test_systemd.py boots the host's own systemd in a container (nsenter is util-linux's)
+want systemd
+want systemd-container systemd-nspawn
 # examples/ansible/deploy.yml is run by test/test_deploy.py
 want ansible-core ansible-playbook
 # docs, hardening, analysis
