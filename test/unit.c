@@ -1107,6 +1107,50 @@ static void test_status_round_trip(void **state)
 	assert_int_equal(st.reload_started, SEC(999999999) + 999999999);
 }
 
+/* reload_outcome() is pure: the client's verdict from what it read before signalling and now. */
+static void test_reload_outcome(void **state)
+{
+	struct status_info before = { .pid = 10, .state = HW_RUNNING, .requests = 4, .reload = 3,
+				      .reload_covers = 4, .reload_state = RELOAD_SUCCEEDED };
+	struct status_info cur = before;
+
+	(void)state;
+	/* Nothing new yet: an earlier reload's outcome is not ours, whatever it was. */
+	assert_int_equal(reload_outcome(&before, &cur), PENDING);
+	cur.reload_state = RELOAD_FAILED;
+	assert_int_equal(reload_outcome(&before, &cur), PENDING);
+	/* Our request taken, its reload in progress, then settled either way. */
+	cur.requests = 5;
+	cur.reload = 4;
+	cur.reload_covers = 5;
+	cur.reload_state = RELOAD_IN_PROGRESS;
+	assert_int_equal(reload_outcome(&before, &cur), PENDING);
+	cur.reload_state = RELOAD_SUCCEEDED;
+	assert_int_equal(reload_outcome(&before, &cur), SUCCEEDED);
+	cur.reload_state = RELOAD_FAILED;
+	assert_int_equal(reload_outcome(&before, &cur), FAILED);
+	/* Collapsed into a later reload that covers ours too. */
+	cur.reload_covers = 7;
+	assert_int_equal(reload_outcome(&before, &cur), FAILED);
+	/* A failure with hupwatch going down: nothing serves, so not "the old one still serves". */
+	cur.state = HW_STOPPING;
+	assert_int_equal(reload_outcome(&before, &cur), GONE);
+	cur.state = HW_EXITED;
+	assert_int_equal(reload_outcome(&before, &cur), GONE);
+	/* A success stands even if hupwatch exited afterwards. */
+	cur.reload_state = RELOAD_SUCCEEDED;
+	assert_int_equal(reload_outcome(&before, &cur), SUCCEEDED);
+	/* Another hupwatch wrote the file: ours is gone. */
+	cur = before;
+	cur.pid = 11;
+	assert_int_equal(reload_outcome(&before, &cur), GONE);
+	/* No clock is read: reload_started may be anything (time namespaces). */
+	cur = before;
+	cur.reload_started = INT64_MAX;
+	cur.requests = cur.reload_covers = 5;
+	assert_int_equal(reload_outcome(&before, &cur), SUCCEEDED);
+}
+
 /* No status file configured: nothing written, nothing crashes. */
 static void test_status_not_configured(void **state)
 {
@@ -2633,6 +2677,7 @@ int main(void)
 		TEST(test_status_parse_malformed),
 		TEST(test_status_round_trip),
 		TEST(test_status_not_configured),
+		TEST(test_reload_outcome),
 		TEST(test_write_atomic_and_read_file),
 		TEST(test_check_own_file),
 		TEST(test_proc_helpers),
