@@ -88,6 +88,14 @@ typedef int64_t nsec_t;
 /* After SIGKILL a process goes at once, unless it is stuck in the kernel: wait no longer. */
 #define KILL_GRACE (2 * NSEC_PER_SEC)
 
+/* --respawn: the first respawn is at once, each failed one doubles the wait, up to the cap. */
+#define RESPAWN_FIRST_DELAY (NSEC_PER_SEC / 10)
+#define RESPAWN_MAX_DELAY (5 * NSEC_PER_SEC)
+/* --respawn-limit's default, systemd's start limit: 5 failures within 10 seconds. */
+#define RESPAWN_BURST 5
+#define RESPAWN_INTERVAL (10 * NSEC_PER_SEC)
+#define RESPAWN_MAX_BURST 100
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 extern char **environ;
@@ -107,6 +115,9 @@ struct config {
 	int stop_signal;
 	nsec_t stop_timeout; /* NEVER: no limit (-T 0) */
 	bool kill_at_exit;
+	bool respawn;
+	unsigned respawn_burst;    /* a crash loop: this many failures ... */
+	nsec_t respawn_interval;   /* ... within this long */
 	const char **listen;
 	size_t nlisten;
 	int backlog;
@@ -116,7 +127,7 @@ struct config {
 	bool reload;
 	enum level level;
 	char **command;
-	bool seen[128]; /* which options were given */
+	bool seen[512]; /* which options were given, by getopt code */
 };
 
 enum gen_state { GEN_STARTING, GEN_CURRENT, GEN_STOPPING, GEN_FAILED };
@@ -140,6 +151,7 @@ struct generation {
 	bool killed;      /* SIGKILL sent to its group */
 	int exec_fd;      /* the exec report pipe until exec is confirmed, else -1 */
 	char *dir;        /* the directory it runs in, as the child resolved it before exec */
+	bool fallback;    /* respawned in the last good release's directory, not the configured one */
 	bool main_exited; /* its main process is reaped; the rest of its group may live on */
 	int main_status;  /* its wait status, once main_exited */
 	bool notified;    /* READY=1 received */
@@ -202,6 +214,14 @@ static struct {
 		char reason[320];
 	} reload;
 	struct {
+		nsec_t at;         /* when the next respawn is due; NEVER: none */
+		unsigned attempts; /* respawns since a generation was last ready */
+		unsigned count;    /* respawns in all */
+		nsec_t failures[RESPAWN_MAX_BURST]; /* when the latest failures were, a ring */
+		unsigned nfailures;
+		char *last_good_dir; /* where the last generation that became ready ran */
+	} respawn;
+	struct {
 		struct listener *list;
 		size_t n;
 		char *fdnames; /* LISTEN_FDNAMES for every generation */
@@ -227,7 +247,7 @@ static struct {
 		bool lost_current;            /* the current generation died while a replacement started */
 		int lost_status;              /* its status, which hupwatch exits with if that one fails */
 	} exit;
-} hw = { .sigfd = -1, .notify = { .fd = -1 }, .upstream = { .fd = -1 }, .files = { .lock_fd = -1 } };
+} hw = { .sigfd = -1, .respawn = { .at = NEVER }, .notify = { .fd = -1 }, .upstream = { .fd = -1 }, .files = { .lock_fd = -1 } };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -612,6 +632,7 @@ static bool awaits_readiness(const struct config *c)
  * directions, so a new key is one line there and one member here. Readers ignore keys they do
  * not know, and a key that is missing reads as 0 (or absent), so older files still parse.
  */
+#define STATUS_TEXT 256
 struct status_info {
 	long pid;
 	unsigned long long starttime;
@@ -625,7 +646,9 @@ struct status_info {
 	unsigned reload_generation;
 	unsigned reload_covers; /* the latest reload answers requests up to this one */
 	nsec_t reload_started;  /* CLOCK_MONOTONIC of hupwatch: for people, not for other processes */
-	char reload_reason[256];
+	char reload_reason[STATUS_TEXT];
+	unsigned respawns;              /* generations started because the current one died (--respawn) */
+	char fallback_dir[STATUS_TEXT]; /* the current generation runs the last good release, not DIR */
 	int exit_status; /* -1: not exited */
 };
 
@@ -655,6 +678,8 @@ static const struct status_field status_fields[] = {
 	FIELD(reload_covers, F_UINT),
 	FIELD(reload_started, F_TIMESTAMP),
 	FIELD(reload_reason, F_TEXT),
+	FIELD(respawns, F_UINT),
+	FIELD(fallback_dir, F_TEXT),
 	FIELD(exit_status, F_EXIT),
 };
 #undef FIELD
@@ -716,7 +741,7 @@ static int parse_field(const struct status_field *f, const char *val, struct sta
 	case F_TIMESTAMP:
 		return parse_timestamp(val, p);
 	case F_TEXT:
-		copy_printable(p, sizeof(st->reload_reason), val, SIZE_MAX);
+		copy_printable(p, STATUS_TEXT, val, SIZE_MAX);
 		return 0;
 	case F_ENUM:
 		return parse_enum(val, f, p);
@@ -827,7 +852,8 @@ static void format_status(const struct status_info *st, char *buf, size_t size)
 
 static const char usage_text[] =
 	"Usage: hupwatch [-knqvV] [-w SECONDS] [-c COMMAND] [-i SECONDS] [-t SECONDS]\n"
-	"                [-s SIGNAL] [-T SECONDS] [-l ADDRESS]... [-b N] [-d DIR]\n"
+	"                [-s SIGNAL] [-T SECONDS] [--respawn [--respawn-limit N/SECONDS]]\n"
+	"                [-l ADDRESS]... [-b N] [-d DIR]\n"
 	"                [-p FILE] [-S FILE] [--] COMMAND [ARG]...\n"
 	"       hupwatch -R -S FILE [-t SECONDS]\n"
 	"Run COMMAND and, on SIGHUP, replace it with a fresh copy without downtime:\n"
@@ -846,6 +872,12 @@ static const char usage_text[] =
 	"  -T, --stop-timeout SECONDS    then SIGKILL its process group (default 0 = never)\n"
 	"  -k, --kill-at-exit            on SIGTERM, SIGINT or SIGQUIT stop every generation\n"
 	"                                and exit with its status (default: leave them)\n"
+	"When the current generation dies on its own:\n"
+	"      --respawn                 start a new one on the open sockets (default: exit\n"
+	"                                with its status); a failed respawn falls back to the\n"
+	"                                last release that was ready\n"
+	"      --respawn-limit N/SECONDS then N failures within SECONDS end hupwatch with the\n"
+	"                                last status (default 5/10)\n"
 	"Sockets held by hupwatch and passed by the LISTEN_FDS protocol:\n"
 	"  -l, --listen ADDRESS          PORT, HOST:PORT, [IPV6]:PORT or unix:PATH (repeatable)\n"
 	"  -b, --backlog N               listen backlog (default SOMAXCONN)\n"
@@ -866,6 +898,9 @@ static const char usage_text[] =
 	"never ready; 125 hupwatch failed; 126 COMMAND not executable; 127 COMMAND not found.\n"
 	"With --reload: 0 reloaded, 1 reload failed, 124 timed out, 125 no hupwatch running.\n";
 
+/* Long options without a short one: codes past any character. */
+enum { OPT_RESPAWN = 256, OPT_RESPAWN_LIMIT };
+
 static const struct option long_options[] = {
 	{ "warmup-time", required_argument, NULL, 'w' },
 	{ "notify", no_argument, NULL, 'n' },
@@ -875,6 +910,8 @@ static const struct option long_options[] = {
 	{ "stop-signal", required_argument, NULL, 's' },
 	{ "stop-timeout", required_argument, NULL, 'T' },
 	{ "kill-at-exit", no_argument, NULL, 'k' },
+	{ "respawn", no_argument, NULL, OPT_RESPAWN },
+	{ "respawn-limit", required_argument, NULL, OPT_RESPAWN_LIMIT },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "backlog", required_argument, NULL, 'b' },
 	{ "chdir", required_argument, NULL, 'd' },
@@ -970,6 +1007,26 @@ static int listen_arg(struct config *c, const char *arg)
 	return 0;
 }
 
+/* N/SECONDS: N failures (1 to RESPAWN_MAX_BURST) within SECONDS (more than 0). */
+static int respawn_limit_arg(struct config *c, const char *arg)
+{
+	const char *slash = strchr(arg, '/');
+	char count[16];
+	long long n;
+	size_t len = slash ? (size_t)(slash - arg) : 0;
+
+	if (slash && len < sizeof(count)) {
+		memcpy(count, arg, len);
+		count[len] = '\0';
+	}
+	if (!slash || len >= sizeof(count) || parse_number(count, RESPAWN_MAX_BURST, &n) || n < 1 ||
+	    parse_duration(slash + 1, &c->respawn_interval) || c->respawn_interval == 0)
+		return usage_error("--respawn-limit: invalid N/SECONDS (N 1 to %d, SECONDS more than 0) '%s'",
+				   RESPAWN_MAX_BURST, arg);
+	c->respawn_burst = (unsigned)n;
+	return 0;
+}
+
 static int backlog_arg(const char *arg, int *out)
 {
 	long long n;
@@ -1012,6 +1069,11 @@ static int set_option(struct config *c, int opt, const char *arg)
 	case 'k':
 		c->kill_at_exit = true;
 		return 0;
+	case OPT_RESPAWN:
+		c->respawn = true;
+		return 0;
+	case OPT_RESPAWN_LIMIT:
+		return respawn_limit_arg(c, arg);
 	case 'l':
 		return listen_arg(c, arg);
 	case 'b':
@@ -1045,8 +1107,8 @@ static int set_option(struct config *c, int opt, const char *arg)
 
 static int check_reload_config(const struct config *c)
 {
-	for (int i = 1; i < 128; i++)
-		if (c->seen[i] && !strchr(RELOAD_OPTIONS, i))
+	for (int i = 1; i < (int)COUNT(c->seen); i++)
+		if (c->seen[i] && (i >= 128 || !strchr(RELOAD_OPTIONS, i)))
 			return usage_error("--reload: cannot be combined with --%s", long_name(i));
 	if (!c->status_file)
 		return usage_error("--reload: needs --status-file FILE");
@@ -1065,6 +1127,11 @@ static bool has_listen(const struct config *c)
 	return c->nlisten > 0;
 }
 
+static bool has_respawn(const struct config *c)
+{
+	return c->respawn;
+}
+
 /* Options that do nothing unless another is given too: a warning, not an error. */
 static const struct {
 	int opt;
@@ -1074,6 +1141,7 @@ static const struct {
 	{ 't', awaits_readiness, "--notify or --ready-cmd" },
 	{ 'i', has_ready_cmd, "--ready-cmd" },
 	{ 'b', has_listen, "--listen" },
+	{ OPT_RESPAWN_LIMIT, has_respawn, "--respawn" },
 };
 
 /* The options as a whole, once each was valid on its own. */
@@ -1108,6 +1176,8 @@ static int parse_options(int argc, char **argv, struct config *c)
 		.ready_timeout = 60 * NSEC_PER_SEC,
 		.stop_signal = SIGTERM,
 		.stop_timeout = NEVER,
+		.respawn_burst = RESPAWN_BURST,
+		.respawn_interval = RESPAWN_INTERVAL,
 		.backlog = SOMAXCONN,
 		.level = L_INFO,
 	};
@@ -1115,7 +1185,7 @@ static int parse_options(int argc, char **argv, struct config *c)
 		return usage_error("missing COMMAND");
 	optind = 0; /* glibc: start afresh (unit tests parse many times) */
 	while (rc == 0 && (opt = getopt_long(argc, argv, SHORT_OPTIONS, long_options, NULL)) != -1) {
-		if (opt > 0 && opt < 128)
+		if (opt > 0 && opt < (int)COUNT(c->seen))
 			c->seen[opt] = true;
 		rc = set_option(c, opt, optarg);
 	}
@@ -1743,8 +1813,16 @@ static int pass_sockets(void)
 	return 0;
 }
 
+/* Where a generation starts: the configured directory, or (a respawn's fallback) the last good one. */
+enum spawn_where { IN_WORKDIR, IN_LAST_GOOD };
+
+static const char *spawn_dir(enum spawn_where where)
+{
+	return where == IN_LAST_GOOD && hw.respawn.last_good_dir ? hw.respawn.last_good_dir : hw.workdir;
+}
+
 /* In the forked child: leave only through exec or _exit. */
-static _Noreturn void exec_generation(unsigned number, int errfd)
+static _Noreturn void exec_generation(unsigned number, int errfd, const char *dir)
 {
 	int n = (int)hw.sock.n, moved;
 	char num[24], cwd[PATH_MAX];
@@ -1756,10 +1834,10 @@ static _Noreturn void exec_generation(unsigned number, int errfd)
 	if (moved < 0) /* EMFILE, say: told on the pipe we still have */
 		exec_failed(errfd, REPORT_SOCKETS, errno);
 	errfd = moved;
-	if (hw.workdir) {
-		if (chdir(hw.workdir))
+	if (dir) {
+		if (chdir(dir))
 			exec_failed(errfd, REPORT_CHDIR, errno);
-		setenv("PWD", hw.workdir, 1);
+		setenv("PWD", dir, 1);
 	}
 	if (getcwd(cwd, sizeof(cwd)))
 		send_report(errfd, REPORT_CWD, (int)strlen(cwd), cwd);
@@ -1777,7 +1855,7 @@ static _Noreturn void exec_generation(unsigned number, int errfd)
  * Fork the next generation; it execs on its own, and its exec pipe tells the loop how that went.
  * Returns NULL with why and the would-be exit status filled in when not even the fork worked.
  */
-static struct generation *spawn(char *why, size_t size, int *status)
+static struct generation *spawn(enum spawn_where where, char *why, size_t size, int *status)
 {
 	unsigned number = ++hw.last_number;
 	struct generation *g;
@@ -1797,14 +1875,14 @@ static struct generation *spawn(char *why, size_t size, int *status)
 		return NULL;
 	}
 	if (pid == 0)
-		exec_generation(number, pipefd[1]);
+		exec_generation(number, pipefd[1], spawn_dir(where));
 	close(pipefd[1]);
 	/* Also from here, so the group exists before anything may signal it (the usual race). */
 	setpgid(pid, pid);
 	(void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
 	g = xmalloc(sizeof(*g));
 	*g = (struct generation){ .number = number, .pid = pid, .state = GEN_STARTING, .spawned_at = now(),
-				  .kill_at = NEVER, .exec_fd = pipefd[0] };
+				  .kill_at = NEVER, .exec_fd = pipefd[0], .fallback = where == IN_LAST_GOOD };
 	g->probe_next = g->spawned_at;
 	snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", number);
 	g->status_lines.level = L_INFO;
@@ -1814,11 +1892,13 @@ static struct generation *spawn(char *why, size_t size, int *status)
 	return g;
 }
 
-static void describe_report(const struct spawn_report *r, char *why, size_t size, int *status)
+static void describe_report(const struct generation *g, const struct spawn_report *r, char *why, size_t size,
+			    int *status)
 {
 	*status = EXIT_FAILURE_OWN;
 	if (r->kind == REPORT_CHDIR)
-		snprintf(why, size, "cannot change directory to '%s': %s", hw.workdir, strerror(r->value));
+		snprintf(why, size, "cannot change directory to '%s': %s",
+			 spawn_dir(g->fallback ? IN_LAST_GOOD : IN_WORKDIR), strerror(r->value));
 	else if (r->kind == REPORT_SOCKETS)
 		snprintf(why, size, "cannot pass the listening sockets: %s", strerror(r->value));
 	else {
@@ -1847,7 +1927,7 @@ static enum exec_outcome read_exec_pipe(struct generation *g, char *why, size_t 
 		memcpy(&r, buf + at, sizeof(r));
 		at += sizeof(r);
 		if (r.kind != REPORT_CWD) {
-			describe_report(&r, why, size, status);
+			describe_report(g, &r, why, size, status);
 			return EXEC_FAILED;
 		}
 		if (r.value <= 0 || at + (size_t)r.value > (size_t)n)
@@ -2043,8 +2123,11 @@ static void snapshot(struct status_info *st)
 		.reload_generation = hw.reload.generation,
 		.reload_covers = hw.reload.covers,
 		.reload_started = hw.reload.started,
+		.respawns = hw.respawn.count,
 		.exit_status = hw.state == HW_EXITED ? hw.exit.status : -1,
 	};
+	if (cur && cur->fallback && cur->dir)
+		copy_printable(st->fallback_dir, sizeof(st->fallback_dir), cur->dir, SIZE_MAX);
 	/* A reason quotes the command and the directory: never let them break the line format. */
 	copy_printable(st->reload_reason, sizeof(st->reload_reason), hw.reload.reason, sizeof(hw.reload.reason));
 }
@@ -2151,6 +2234,63 @@ static void maybe_finish(void)
 	exit_now(hw.exit.status);
 }
 
+/* One more failure of the service (--respawn-limit); true when it makes a crash loop. */
+static bool crash_loop(nsec_t t)
+{
+	unsigned n = hw.cfg.respawn_burst;
+
+	hw.respawn.failures[hw.respawn.nfailures++ % n] = t;
+	/* The oldest of the last n failures, if there were n. */
+	return hw.respawn.nfailures >= n && t - hw.respawn.failures[hw.respawn.nfailures % n] < hw.cfg.respawn_interval;
+}
+
+static nsec_t respawn_delay(unsigned attempts)
+{
+	nsec_t d = RESPAWN_FIRST_DELAY;
+
+	if (attempts == 0)
+		return 0;
+	for (unsigned i = 1; i < attempts && d < RESPAWN_MAX_DELAY; i++)
+		d *= 2;
+	return d < RESPAWN_MAX_DELAY ? d : RESPAWN_MAX_DELAY;
+}
+
+/*
+ * --respawn: nothing serves (status is why); start a new generation on the sockets, which stay
+ * open, so connections wait in their queue. False when there is no --respawn, or a crash loop.
+ */
+static bool schedule_respawn(int status, nsec_t t)
+{
+	nsec_t delay = respawn_delay(hw.respawn.attempts);
+
+	if (!hw.cfg.respawn || hw.state == HW_STOPPING)
+		return false;
+	hw.exit.lost_current = true; /* what hupwatch exits with, if it comes to that: the latest */
+	hw.exit.lost_status = status;
+	if (crash_loop(t)) {
+		logmsg(L_ERROR, "crash loop: %u failures within %.2fs (--respawn-limit); giving up",
+		       hw.cfg.respawn_burst, seconds(hw.cfg.respawn_interval));
+		return false;
+	}
+	hw.respawn.at = t + delay;
+	logmsg(L_WARNING, "respawning in %.2fs (attempt %u); the listening sockets stay open", seconds(delay),
+	       hw.respawn.attempts + 1);
+	enter(HW_STARTING);
+	return true;
+}
+
+/* A failed respawn tries the last good release next, while that directory is there. */
+static enum spawn_where respawn_where(void)
+{
+	const char *dir = hw.respawn.last_good_dir;
+	struct stat sb;
+
+	if (hw.respawn.attempts == 0 || !dir || stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+		return IN_WORKDIR;
+	logmsg(L_WARNING, "gen %u falls back to the last release that was ready: %s", hw.last_number + 1, dir);
+	return IN_LAST_GOOD;
+}
+
 /*
  * Generation `number` will not become current (it could not be spawned, exec failed, it died,
  * or it was not ready in time). The old current one, if any, stays; with none, nothing serves.
@@ -2168,10 +2308,30 @@ static void report_failure(unsigned number, const char *reason, int status)
 		snprintf(hw.reload.reason, sizeof(hw.reload.reason), "gen %u failed: %s", number, reason);
 		upstream_ready();
 	}
-	if (!cur && hw.state != HW_STOPPING) /* generation 1, or the replacement of a dead current one */
+	if (!cur && hw.state != HW_STOPPING && !schedule_respawn(status, now()))
+		/* generation 1, or the replacement of a dead current one */
 		begin_shutdown(SERVICE_DOWN, hw.exit.lost_current ? hw.exit.lost_status : status);
-	else
-		hw.status_dirty = true;
+	hw.status_dirty = true;
+}
+
+/* The respawn that is due, unless a generation is starting anyway (a reload). */
+static void run_due_respawn(nsec_t t)
+{
+	enum spawn_where where;
+	struct generation *g;
+	char why[512];
+	int status;
+
+	if (t < hw.respawn.at || starting_gen() || hw.state == HW_STOPPING)
+		return;
+	hw.respawn.at = NEVER;
+	where = respawn_where();
+	hw.respawn.attempts++;
+	hw.respawn.count++;
+	g = spawn(where, why, sizeof(why), &status);
+	if (!g)
+		report_failure(hw.last_number, why, status);
+	hw.status_dirty = true;
 }
 
 /* A starting generation failed; stop it (or what it left) and say so. */
@@ -2191,6 +2351,15 @@ static void become_ready(struct generation *g, nsec_t t, const char *how)
 	       seconds(t - g->spawned_at), how);
 	kill_probe(g);
 	hw.exit.lost_current = false;
+	hw.respawn.at = NEVER;
+	hw.respawn.attempts = 0;
+	if (g->dir) {
+		free(hw.respawn.last_good_dir);
+		hw.respawn.last_good_dir = xstrdup(g->dir);
+	}
+	if (g->fallback)
+		logmsg(L_WARNING, "gen %u runs the fallback release %s, not the configured directory", g->number,
+		       g->dir ? g->dir : "?");
 	if (hw.reload.state == RELOAD_IN_PROGRESS)
 		hw.reload.state = RELOAD_SUCCEEDED;
 	set_state(g, GEN_CURRENT, t);
@@ -2212,7 +2381,7 @@ static void start_reload(void)
 	hw.reload.reason[0] = '\0';
 	hw.reload.generation = hw.last_number + 1;
 	upstream_send("RELOADING=1\nMONOTONIC_USEC=%" PRId64, hw.reload.started / 1000);
-	if (!spawn(why, sizeof(why), &status))
+	if (!spawn(IN_WORKDIR, why, sizeof(why), &status))
 		report_failure(hw.reload.generation, why, status);
 	hw.status_dirty = true;
 }
@@ -2373,7 +2542,12 @@ static void current_exited(struct generation *g, const char *desc, int code, nse
 		enter(HW_STARTING);
 		return;
 	}
-	logmsg(L_ERROR, "gen %u pid %d %s; exiting with status %d", g->number, (int)g->pid, desc, code);
+	if (hw.cfg.respawn)
+		logmsg(L_ERROR, "gen %u pid %d %s", g->number, (int)g->pid, desc);
+	if (schedule_respawn(code, t))
+		return;
+	logmsg(L_ERROR, "gen %u pid %d %s; exiting with status %d", g->number, (int)g->pid, desc,
+	       hw.exit.lost_current ? hw.exit.lost_status : code);
 	begin_shutdown(SERVICE_DOWN, code);
 }
 
@@ -2581,6 +2755,8 @@ static nsec_t next_deadline(void)
 	nsec_t next = ratelimit_due(&hw.notify.drops), n;
 	const char *how;
 
+	if (hw.respawn.at < next && hw.state != HW_STOPPING)
+		next = hw.respawn.at;
 	if (s && hw.state != HW_STOPPING) {
 		judge(s, &hw.cfg, now(), &n, &how);
 		if (n < next)
@@ -2798,6 +2974,7 @@ static void run_due(void)
 	nsec_t t = now();
 
 	check_starting(t);
+	run_due_respawn(t);
 	run_pending_reload();
 	check_stopping(t);
 	flush_ratelimits(t);
@@ -2947,8 +3124,10 @@ static int report_outcome(enum outcome o, const struct status_info *before, cons
 		return 0;
 	}
 	if (o == FAILED) {
-		fprintf(stderr, "hupwatch: reload %u failed: %s; gen %u pid %ld still current\n", cur->reload,
-			cur->reload_reason, cur->generation, cur->generation_pid);
+		fprintf(stderr, "hupwatch: reload %u failed: %s; gen %u pid %ld still current%s%s%s\n", cur->reload,
+			cur->reload_reason, cur->generation, cur->generation_pid,
+			cur->fallback_dir[0] ? " (it runs the fallback release " : "", cur->fallback_dir,
+			cur->fallback_dir[0] ? ")" : "");
 		return EXIT_NOT_READY;
 	}
 	if (cur->state == HW_EXITED)
@@ -3039,7 +3218,7 @@ int main(int argc, char **argv)
 	if (hw.cfg.status_file && !hw.files.status_written)
 		exit_now(EXIT_FAILURE_OWN);
 	/* Generation 1: how its exec went, the loop hears. */
-	if (!spawn(why, sizeof(why), &status)) {
+	if (!spawn(IN_WORKDIR, why, sizeof(why), &status)) {
 		logmsg(L_ERROR, "%s", why);
 		exit_now(status);
 	}

@@ -93,6 +93,7 @@ static void reset_hw(void)
 	free(hw.workdir);
 	memset(&hw, 0, sizeof(hw));
 	hw.sigfd = hw.notify.fd = hw.upstream.fd = hw.files.lock_fd = -1;
+	hw.respawn.at = NEVER;
 	hw.cfg = (struct config){
 		.warmup = SEC(1),
 		.ready_interval = MSEC(200),
@@ -2430,7 +2431,7 @@ static void child_gen1_exec_fails(void)
 	struct generation *g;
 
 	hw.cfg.command = missing;
-	g = spawn(why, sizeof(why), &status); /* forked: its exec pipe tells the rest */
+	g = spawn(IN_WORKDIR, why, sizeof(why), &status); /* forked: its exec pipe tells the rest */
 	if (!g)
 		_exit(201);
 	gen_exited(g, wait_dead(g->pid)); /* the pipe says ENOENT */
