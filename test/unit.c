@@ -1152,6 +1152,33 @@ static void test_reload_outcome(void **state)
 	assert_int_equal(reload_outcome(&before, &cur), SUCCEEDED);
 }
 
+/* --respawn: the back-off doubles from 0.1 s to at most 5 s; the crash loop is N within T. */
+static void test_respawn_backoff_and_crash_loop(void **state)
+{
+	struct config c;
+	char *ok[] = { "hupwatch", "--respawn", "--respawn-limit", "3/1.5", "cmd", NULL };
+
+	(void)state;
+	assert_int_equal(respawn_delay(0), 0);
+	assert_int_equal(respawn_delay(1), MSEC(100));
+	assert_int_equal(respawn_delay(2), MSEC(200));
+	assert_int_equal(respawn_delay(6), MSEC(3200));
+	assert_int_equal(respawn_delay(7), SEC(5));
+	assert_int_equal(respawn_delay(1000), SEC(5));
+	assert_int_equal(parse_options(5, ok, &c), 0);
+	assert_true(c.respawn);
+	assert_int_equal(c.respawn_burst, 3);
+	assert_int_equal(c.respawn_interval, MSEC(1500));
+	free_config(&c);
+	hw.cfg.respawn_burst = 3;
+	hw.cfg.respawn_interval = SEC(10);
+	assert_false(crash_loop(SEC(100)));
+	assert_false(crash_loop(SEC(105)));
+	assert_false(crash_loop(SEC(111))); /* 3 within 11 s: not yet */
+	assert_true(crash_loop(SEC(112)));  /* 105, 111, 112: 3 within 7 s */
+	assert_false(crash_loop(SEC(130)));
+}
+
 /* No status file configured: nothing written, nothing crashes. */
 static void test_status_not_configured(void **state)
 {
@@ -2679,6 +2706,7 @@ int main(void)
 		TEST(test_status_round_trip),
 		TEST(test_status_not_configured),
 		TEST(test_reload_outcome),
+		TEST(test_respawn_backoff_and_crash_loop),
 		TEST(test_write_atomic_and_read_file),
 		TEST(test_check_own_file),
 		TEST(test_proc_helpers),
