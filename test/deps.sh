@@ -48,6 +48,15 @@ want procps pgrep
 want iproute2 ss
 # examples/ansible/deploy.yml is run by test/test_deploy.py
 want ansible-core ansible-playbook
+# the README's recipes, run by test/test_recipes.py (curl: their readiness probes)
+want uwsgi uwsgi
+want uwsgi-plugin-python3
+want python3-uvicorn
+want puma puma
+want nodejs node
+want lighttpd lighttpd
+want nginx-light nginx
+want curl curl
 # docs, hardening, analysis
 want mandoc mandoc
 want valgrind valgrind
