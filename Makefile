@@ -8,6 +8,7 @@
 #   make check           install test deps if missing, unit + integration tests
 #   make demo            reload a demo server under load, count failed requests
 #   make install         PREFIX=/usr/local DESTDIR= BINDIR= MANDIR=
+#   make deb             build/hupwatch_VERSION-1_ARCH.deb (pkg/deb.sh: dpkg-deb, lintian-clean)
 #
 # Knobs: WERROR=1 (warnings are errors; CI sets it), HARDEN=0 (drop the
 # hardening flags, e.g. for sanitizer or fuzzer builds), SKIP_DEPS=1 (check
@@ -68,7 +69,7 @@ UNIT_CFLAGS   = -DUNIT_TEST -Wno-unused-function \
 UNIT_LDFLAGS ?=
 
 .DELETE_ON_ERROR:
-.PHONY: all check check-sanitize fuzz lint bench demo install uninstall clean
+.PHONY: all check check-sanitize fuzz lint bench demo deb install uninstall clean
 
 all: hupwatch
 
@@ -109,6 +110,10 @@ bench: hupwatch
 demo: hupwatch
 	sh examples/demo.sh
 
+# DEB_REVISION, DEB_MAINTAINER, DEB_OUT, SOURCE_DATE_EPOCH: see pkg/deb.sh.
+deb: hupwatch hupwatch.1
+	sh pkg/deb.sh
+
 install: hupwatch hupwatch.1
 	$(INSTALL) -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MAN1DIR)'
 	$(INSTALL) -m 0755 hupwatch '$(DESTDIR)$(BINDIR)/hupwatch'
@@ -118,4 +123,4 @@ uninstall:
 	rm -f '$(DESTDIR)$(BINDIR)/hupwatch' '$(DESTDIR)$(MAN1DIR)/hupwatch.1'
 
 clean:
-	rm -f hupwatch test/child test/unit test/unit-* *.o
+	rm -f hupwatch test/child test/unit test/unit-* *.o build/hupwatch_*.deb

@@ -46,8 +46,13 @@ want wrk wrk
 want util-linux unshare
 want procps pgrep
 want iproute2 ss
-# examples/ansible/deploy.yml is run by test/test_deploy.py
+# examples/ansible/deploy.yml is run by test/test_deploy.py (python3-apt: its apt task)
 want ansible-core ansible-playbook
+want python3-apt
+# make deb (pkg/deb.sh) and test/test_deb.py
+want dpkg-dev dpkg-shlibdeps
+want binutils strip
+want lintian lintian
 # the README's recipes, run by test/test_recipes.py (curl: their readiness probes)
 want uwsgi uwsgi
 want uwsgi-plugin-python3
