@@ -11,6 +11,7 @@
 #   make demo            reload a demo server under load, count failed requests
 #   make mutate          does the suite catch the bugs of test/mutations.txt?
 #   make install         PREFIX=/usr/local DESTDIR= BINDIR= MANDIR=
+#   make deb             build/hupwatch_VERSION-1_ARCH.deb (pkg/deb.sh: dpkg-deb, lintian-clean)
 #
 # Knobs: WERROR=1 (warnings are errors; CI sets it), HARDEN=0 (drop the
 # hardening flags, e.g. for sanitizer or fuzzer builds), SKIP_DEPS=1 (check
@@ -72,7 +73,7 @@ UNIT_CFLAGS   = -DUNIT_TEST \
 UNIT_LDFLAGS ?=
 
 .DELETE_ON_ERROR:
-.PHONY: all check check-sanitize coverage golden fuzz lint mutate bench demo install uninstall clean
+.PHONY: all check check-sanitize coverage golden fuzz lint mutate bench demo deb install uninstall clean
 
 all: hupwatch
 
@@ -125,6 +126,10 @@ bench: hupwatch
 demo: hupwatch
 	sh examples/demo.sh
 
+# DEB_REVISION, DEB_MAINTAINER, DEB_OUT, SOURCE_DATE_EPOCH: see pkg/deb.sh.
+deb: hupwatch hupwatch.1
+	sh pkg/deb.sh
+
 install: hupwatch hupwatch.1
 	$(INSTALL) -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MAN1DIR)'
 	$(INSTALL) -m 0755 hupwatch '$(DESTDIR)$(BINDIR)/hupwatch'
@@ -134,4 +139,4 @@ uninstall:
 	rm -f '$(DESTDIR)$(BINDIR)/hupwatch' '$(DESTDIR)$(MAN1DIR)/hupwatch.1'
 
 clean:
-	rm -f hupwatch test/child test/unit test/unit-* *.o
+	rm -f hupwatch test/child test/unit test/unit-* *.o build/hupwatch_*.deb

@@ -49,8 +49,22 @@ want iproute2 ss
 # test/test_systemd.py boots the host's own systemd in a container (nsenter is util-linux's)
 want systemd
 want systemd-container systemd-nspawn
-# examples/ansible/deploy.yml is run by test/test_deploy.py
+# examples/ansible/deploy.yml is run by test/test_deploy.py (python3-apt: its apt task)
 want ansible-core ansible-playbook
+want python3-apt
+# make deb (pkg/deb.sh) and test/test_deb.py
+want dpkg-dev dpkg-shlibdeps
+want binutils strip
+want lintian lintian
+# the README's recipes, run by test/test_recipes.py (curl: their readiness probes)
+want uwsgi uwsgi
+want uwsgi-plugin-python3
+want python3-uvicorn
+want puma puma
+want nodejs node
+want lighttpd lighttpd
+want nginx-light nginx
+want curl curl
 # docs, hardening, analysis
 want mandoc mandoc
 want valgrind valgrind

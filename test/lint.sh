@@ -192,7 +192,7 @@ fi
 # Cheap syntax checks of the shell and Python test code, so a broken script
 # is found here and not halfway through CI.
 echo "lint: sh -n / py_compile of test scripts"
-for f in test/*.sh test/fuzz/*.sh examples/*.sh bench/*.sh; do
+for f in test/*.sh test/fuzz/*.sh examples/*.sh bench/*.sh pkg/*.sh; do
 	[ -f "$f" ] || continue
 	if ! sh -n "$f" 2>"$tmp/shn"; then
 		cat "$tmp/shn" >&2

@@ -32,6 +32,25 @@ exec gunicorn --preload -w 2 --chdir "$(pwd -P)" app:application
 """
 
 
+# sh -c script: run "$@" where /usr and /var are overlays on a tmpfs at $1 (a private mount namespace
+# is unshare's part), then report what was installed in there.
+ISOLATED = r"""
+set -e
+t=$1
+shift
+mount -t tmpfs tmpfs "$t"
+for d in usr var; do
+    mkdir "$t/$d.upper" "$t/$d.work"
+    mount -t overlay overlay -o "lowerdir=/$d,upperdir=$t/$d.upper,workdir=$t/$d.work" "/$d"
+done
+set +e
+"$@"
+rc=$?
+echo "isolated: $(/usr/bin/hupwatch --version 2>&1); $(dpkg-query -W -f='${Version} ${Status}' hupwatch 2>&1)"
+exit $rc
+"""
+
+
 def make_release(root, name, release, run_sh=True, marker=None):
     """root/releases/NAME: the app, a RELEASE file, ./run.sh unless told not to, a marker file
     (E2E_APP_BROKEN, E2E_APP_HANG) to break it."""
@@ -225,11 +244,12 @@ class DeployTest(unittest.TestCase):
 
     # ---------------------------------------------------------------- examples/ansible/deploy.yml
 
-    def start_fleet(self):
-        """Two local "hosts", each with its own app_root at release 1 and its own hupwatch running the
-        command of examples/supervisord.conf, runit/run and hupwatch.service; an inventory for them."""
+    def start_fleet(self, reload_client=HUPWATCH, names=("h1", "h2")):
+        """Local "hosts" (two by default), each with its own app_root at release 1 and its own hupwatch running the
+        command of examples/supervisord.conf, runit/run and hupwatch.service; an inventory for them,
+        whose `hupwatch` (the reload client) is reload_client (None: the playbook's default)."""
         self.hosts = {}
-        for name in ("h1", "h2"):
+        for name in names:
             root = os.path.join(self.tmp, name, "app")
             make_release(root, "1", "1", run_sh=False)
             os.makedirs(os.path.join(root, "shared"))
@@ -248,15 +268,19 @@ class DeployTest(unittest.TestCase):
             f.write("[app]\n")
             for name, h in self.hosts.items():
                 f.write("%s ansible_connection=local ansible_python_interpreter=/usr/bin/python3 "
-                        "app_root=%s hupwatch=%s reload_timeout=30\n" % (name, h["root"], HUPWATCH))
+                        "app_root=%s reload_timeout=30%s\n"
+                        % (name, h["root"], " hupwatch=" + reload_client if reload_client else ""))
         # One client per host: enough to catch a refused or failed request, light enough to leave
         # the CPU to ansible-playbook.
         self.loads = {name: self.start_load(h["port"], threads=1) for name, h in self.hosts.items()}
         for load in self.loads.values():
             self.assertEqual(set(load.wait_more(0)), {"1"})
 
-    def playbook(self, release, marker=None):
-        """Build app-RELEASE.tar.gz (broken by marker if given) and run deploy.yml with it."""
+    def playbook(self, release, marker=None, extra=(), isolated=False):
+        """Build app-RELEASE.tar.gz (broken by marker if given) and run deploy.yml with it, and the
+        extra arguments. isolated: in a mount namespace of its own where /usr and /var are
+        overlays on tmpfs, so that what the play installs is gone with it; the output's last line
+        then says what /usr/bin/hupwatch and dpkg said in there."""
         art = os.path.join(self.tmp, "artifacts")
         src = make_release(art, release, release, run_sh=False, marker=marker)
         artifact = os.path.join(art, "app-%s.tar.gz" % release)
@@ -267,8 +291,13 @@ class DeployTest(unittest.TestCase):
                    ANSIBLE_LOCAL_TEMP=os.path.join(self.tmp, "ansible-local"),
                    ANSIBLE_REMOTE_TEMP=os.path.join(self.tmp, "ansible-remote"),
                    ANSIBLE_CONFIG=os.path.join(self.tmp, "no-ansible.cfg"))
-        r = subprocess.run(["ansible-playbook", "-i", self.inventory, PLAYBOOK,
-                            "-e", "release=%s" % release, "-e", "artifact=%s" % artifact],
+        argv = ["ansible-playbook", "-i", self.inventory, PLAYBOOK,
+                "-e", "release=%s" % release, "-e", "artifact=%s" % artifact] + list(extra)
+        if isolated:
+            scratch = tempfile.mkdtemp(prefix="overlay-", dir=self.tmp)
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", ISOLATED,
+                    "isolated", scratch] + argv
+        r = subprocess.run(argv,
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, env=env, cwd=self.tmp, timeout=50)
         return r.returncode, r.stdout
@@ -321,6 +350,60 @@ class DeployTest(unittest.TestCase):
             self.assertEqual(set(load.wait_more(load.mark())), {"1"}, name)
             self.assertNotIn("3", load.answers, name)
         self.stop_fleet("1")
+
+    def test_ansible_playbook_installs_the_deb(self):
+        """-e hupwatch_deb=...: each host gets the package, and the reload runs its /usr/bin/hupwatch.
+        Run where /usr and /var are throw-away overlays: this machine gets nothing installed."""
+        why = self.isolation_unavailable()
+        if why:
+            self.skipTest(why)
+        if os.path.lexists("/usr/bin/hupwatch"):
+            self.skipTest("/usr/bin/hupwatch exists here: a reload by it would prove nothing")
+        r = subprocess.run(["make", "-s", "-C", ROOT, "deb", "DEB_OUT=" + self.tmp],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        deb = r.stdout.strip().splitlines()[-1]
+        with open(os.path.join(ROOT, "hupwatch.c")) as f:
+            version = re.search(r'^#define VERSION "([^"]+)"$', f.read(), re.M).group(1)
+
+        # One host: installing with ansible's apt module takes seconds per host.
+        self.start_fleet(reload_client=None, names=("h1",))     # the playbook's default client
+        rc, out = self.playbook("2", extra=["-e", "hupwatch_deb=" + deb,
+                                            "-e", "hupwatch_deb_become=false"], isolated=True)
+        self.assertEqual(rc, 0, out)
+        for name in self.hosts:
+            self.assertRegex(out, r"TASK \[Install or upgrade it\][^\n]*\n(?:[^\n]*\n)*?changed: \[%s\]"
+                             % name)
+        self.assertIn("isolated: hupwatch %s; %s-1 install ok installed" % (version, version),
+                      out.splitlines()[-1])
+        self.assertFalse(os.path.lexists("/usr/bin/hupwatch"), "the package escaped the overlay")
+        for name, h in self.hosts.items():
+            st = read_status(h["status"])
+            self.assertEqual((st["reload"], st["reload_state"], st["generation"]),
+                             ("1", "succeeded", "2"), (name, st))
+            self.assert_serves(h["hw"], self.loads[name], "2", h["gen"])
+        self.stop_fleet("2")
+
+    def isolation_unavailable(self):
+        """Why the play cannot run in a throw-away overlay of /usr and /var here (None: it can)."""
+        if missing("ansible-playbook", "unshare", "dpkg-deb", "dpkg-shlibdeps", "dpkg-query"):
+            return "needs ansible-playbook, unshare, dpkg-dev: %s missing" % " ".join(
+                missing("ansible-playbook", "unshare", "dpkg-deb", "dpkg-shlibdeps", "dpkg-query"))
+        if os.geteuid() != 0:
+            return "mounting overlays needs root"
+        r = subprocess.run(["/usr/bin/python3", "-c", "import apt, apt_pkg"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if r.returncode != 0:
+            return "ansible's apt module needs python3-apt"
+        probe = tempfile.mkdtemp(prefix="overlay-probe-", dir=self.tmp)
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", ISOLATED,
+                            "isolated", probe, "true"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        if r.returncode != 0:
+            return "cannot mount an overlay in a private mount namespace: %s" % r.stdout[-300:]
+        return None
+
 
 if __name__ == "__main__":
     unittest.main()
