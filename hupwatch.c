@@ -60,7 +60,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef VERSION
 #define VERSION "1.0.0"
+#endif
 
 /* Exit statuses of hupwatch itself (coreutils wrapper convention: env, nice, timeout). */
 #define EXIT_NOT_READY 1
@@ -125,6 +127,7 @@ struct config {
 	const char *pid_file;
 	const char *status_file;
 	bool reload;
+	bool upgrade;
 	enum level level;
 	char **command;
 	bool seen[512]; /* which options were given, by getopt code */
@@ -233,9 +236,22 @@ static struct {
 	} notify;
 	struct {
 		int fd;
+		char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* NOTIFY_SOCKET as given */
 		struct sockaddr_un addr;
 		socklen_t len;
 	} upstream;
+	struct {
+		char *exe;  /* the binary's path, resolved at start: an upgrade runs the file there now */
+		int exe_fd; /* the binary this process started from, for a refused upgrade to go back to */
+		char **argv; /* as given: the new image parses the same options */
+	} self;
+	struct {
+		unsigned requests; /* --upgrade requests taken */
+		enum reload_state state;
+		char reason[256];
+		int fd;                /* the handover record, while an exec is tried */
+		unsigned final_number; /* exit.final_gen by number, while resuming */
+	} upgrade;
 	struct {
 		bool pid_written;
 		bool status_written;
@@ -247,7 +263,7 @@ static struct {
 		bool lost_current;            /* the current generation died while a replacement started */
 		int lost_status;              /* its status, which hupwatch exits with if that one fails */
 	} exit;
-} hw = { .sigfd = -1, .respawn = { .at = NEVER }, .notify = { .fd = -1 }, .upstream = { .fd = -1 }, .files = { .lock_fd = -1 } };
+} hw = { .sigfd = -1, .respawn = { .at = NEVER }, .self = { .exe_fd = -1 }, .upgrade = { .fd = -1 }, .notify = { .fd = -1 }, .upstream = { .fd = -1 }, .files = { .lock_fd = -1 } };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -649,6 +665,10 @@ struct status_info {
 	char reload_reason[STATUS_TEXT];
 	unsigned respawns;              /* generations started because the current one died (--respawn) */
 	char fallback_dir[STATUS_TEXT]; /* the current generation runs the last good release, not DIR */
+	char version[STATUS_TEXT];      /* of the binary that wrote the file */
+	unsigned upgrades;              /* --upgrade requests taken */
+	int upgrade_state;              /* enum reload_state, of the latest */
+	char upgrade_reason[STATUS_TEXT];
 	int exit_status; /* -1: not exited */
 };
 
@@ -680,6 +700,10 @@ static const struct status_field status_fields[] = {
 	FIELD(reload_reason, F_TEXT),
 	FIELD(respawns, F_UINT),
 	FIELD(fallback_dir, F_TEXT),
+	FIELD(version, F_TEXT),
+	FIELD(upgrades, F_UINT),
+	ENUM_FIELD(upgrade_state, reload_state_names),
+	FIELD(upgrade_reason, F_TEXT),
 	FIELD(exit_status, F_EXIT),
 };
 #undef FIELD
@@ -856,6 +880,7 @@ static const char usage_text[] =
 	"                [-l ADDRESS]... [-b N] [-d DIR]\n"
 	"                [-p FILE] [-S FILE] [--] COMMAND [ARG]...\n"
 	"       hupwatch -R -S FILE [-t SECONDS]\n"
+	"       hupwatch --upgrade -S FILE [-t SECONDS]\n"
 	"Run COMMAND and, on SIGHUP, replace it with a fresh copy without downtime:\n"
 	"the new generation must become ready before the old one is asked to stop.\n"
 	"\n"
@@ -888,6 +913,8 @@ static const char usage_text[] =
 	"  -S, --status-file FILE        keep hupwatch's state in FILE (key=value lines)\n"
 	"  -R, --reload                  signal the hupwatch of --status-file FILE and wait for\n"
 	"                                the outcome of that reload (-t: how long to wait)\n"
+	"      --upgrade                 make the hupwatch of --status-file FILE re-execute its\n"
+	"                                binary, keeping pid, sockets and generations\n"
 	"Output:\n"
 	"  -v, --verbose                 log debug lines too\n"
 	"  -q, --quiet                   log errors only\n"
@@ -899,7 +926,7 @@ static const char usage_text[] =
 	"With --reload: 0 reloaded, 1 reload failed, 124 timed out, 125 no hupwatch running.\n";
 
 /* Long options without a short one: codes past any character. */
-enum { OPT_RESPAWN = 256, OPT_RESPAWN_LIMIT };
+enum { OPT_RESPAWN = 256, OPT_RESPAWN_LIMIT, OPT_UPGRADE };
 
 static const struct option long_options[] = {
 	{ "warmup-time", required_argument, NULL, 'w' },
@@ -918,6 +945,7 @@ static const struct option long_options[] = {
 	{ "pid-file", required_argument, NULL, 'p' },
 	{ "status-file", required_argument, NULL, 'S' },
 	{ "reload", no_argument, NULL, 'R' },
+	{ "upgrade", no_argument, NULL, OPT_UPGRADE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -1087,6 +1115,9 @@ static int set_option(struct config *c, int opt, const char *arg)
 	case 'R':
 		c->reload = true;
 		return 0;
+	case OPT_UPGRADE:
+		c->upgrade = true;
+		return 0;
 	case 'v':
 		c->level = L_DEBUG;
 		return 0;
@@ -1105,15 +1136,19 @@ static int set_option(struct config *c, int opt, const char *arg)
 	}
 }
 
-static int check_reload_config(const struct config *c)
+/* --reload and --upgrade: clients of a running hupwatch, with only -S, -t, -v, -q. */
+static int check_client_config(const struct config *c)
 {
+	const char *mode = c->upgrade ? "upgrade" : "reload";
+	int own = c->upgrade ? OPT_UPGRADE : 'R';
+
 	for (int i = 1; i < (int)COUNT(c->seen); i++)
-		if (c->seen[i] && (i >= 128 || !strchr(RELOAD_OPTIONS, i)))
-			return usage_error("--reload: cannot be combined with --%s", long_name(i));
+		if (c->seen[i] && i != own && (i >= 128 || !strchr(RELOAD_OPTIONS, i) || i == 'R'))
+			return usage_error("--%s: cannot be combined with --%s", mode, long_name(i));
 	if (!c->status_file)
-		return usage_error("--reload: needs --status-file FILE");
+		return usage_error("--%s: needs --status-file FILE", mode);
 	if (*c->command)
-		return usage_error("--reload: takes no COMMAND ('%s')", *c->command);
+		return usage_error("--%s: takes no COMMAND ('%s')", mode, *c->command);
 	return 0;
 }
 
@@ -1147,8 +1182,8 @@ static const struct {
 /* The options as a whole, once each was valid on its own. */
 static int check_config(struct config *c)
 {
-	if (c->reload)
-		return check_reload_config(c);
+	if (c->reload || c->upgrade)
+		return check_client_config(c);
 	if (!*c->command)
 		return usage_error("missing COMMAND");
 	if (!c->warmup_set && awaits_readiness(c))
@@ -1459,6 +1494,7 @@ static void upstream_init(void)
 
 	if (!name)
 		return;
+	snprintf(hw.upstream.name, sizeof(hw.upstream.name), "%s", name);
 	if (notify_address(name, &hw.upstream.addr, &hw.upstream.len) == 0)
 		hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (hw.upstream.fd < 0)
@@ -2124,8 +2160,12 @@ static void snapshot(struct status_info *st)
 		.reload_covers = hw.reload.covers,
 		.reload_started = hw.reload.started,
 		.respawns = hw.respawn.count,
+		.version = VERSION,
+		.upgrades = hw.upgrade.requests,
+		.upgrade_state = (int)hw.upgrade.state,
 		.exit_status = hw.state == HW_EXITED ? hw.exit.status : -1,
 	};
+	copy_printable(st->upgrade_reason, sizeof(st->upgrade_reason), hw.upgrade.reason, sizeof(hw.upgrade.reason));
 	if (cur && cur->fallback && cur->dir)
 		copy_printable(st->fallback_dir, sizeof(st->fallback_dir), cur->dir, SIZE_MAX);
 	/* A reason quotes the command and the directory: never let them break the line format. */
@@ -2452,6 +2492,224 @@ static void forward(int sig)
 		logmsg(L_WARNING, "cannot forward %s to pid %d: %s", signame(sig), (int)g->pid, strerror(errno));
 }
 
+/* ---- handover: hupwatch --upgrade ------------------------------------------------------- */
+
+/*
+ * A self-upgrade re-executes hupwatch's binary (the file at the path it started from, so a new
+ * package's) in the same process: same pid, the same children, the same open sockets. What the
+ * new image must know is written to a memfd as a versioned record, one item a line; descriptors
+ * it names lose close-on-exec for that exec only. A binary that cannot read the record (another
+ * version) gives it back to the old binary, kept open since start-up, which goes on.
+ */
+#ifndef HANDOVER_VERSION
+#define HANDOVER_VERSION 1
+#endif
+#define UPGRADE_REQUEST 0x75706772 /* "upgr": the value of a SIGHUP sent by sigqueue(3) for --upgrade */
+
+/* One token: printable, no spaces; anything else as %XX. */
+static void put_text(FILE *f, const char *s)
+{
+	fputc(' ', f);
+	if (!s || !*s) {
+		fputc('-', f);
+		return;
+	}
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c <= ' ' || c == '%' || c == '-' || c >= 0x7f)
+			fprintf(f, "%%%02x", c);
+		else
+			fputc(c, f);
+	}
+}
+
+/* What put_text wrote, back; NULL for '-'. */
+static char *get_text(const char *tok)
+{
+	char *out, *o;
+
+	if (strcmp(tok, "-") == 0)
+		return NULL;
+	out = o = xmalloc(strlen(tok) + 1);
+	for (const char *p = tok; *p; p++) {
+		unsigned v;
+
+		if (*p == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+			v = (unsigned)((isdigit((unsigned char)p[1]) ? p[1] - '0' : (tolower((unsigned char)p[1]) - 'a' + 10)) * 16 +
+				       (isdigit((unsigned char)p[2]) ? p[2] - '0' : (tolower((unsigned char)p[2]) - 'a' + 10)));
+			*o++ = (char)v;
+			p += 2;
+		} else
+			*o++ = *p;
+	}
+	*o = '\0';
+	return out;
+}
+
+static void write_generation(FILE *f, const struct generation *g)
+{
+	fprintf(f, "G %u %d %d %" PRId64 " %" PRId64 " %" PRId64 " %d %d %d %d %d %d %d %d %" PRId64, g->number,
+		(int)g->pid, (int)g->state, g->spawned_at, g->stop_at, g->kill_at, g->killed, g->exec_fd, g->fallback,
+		g->main_exited, g->main_status, g->notified, g->probe_ok, (int)g->probe_pid, g->probe_next);
+	put_text(f, g->dir);
+	fputc('\n', f);
+}
+
+static void write_handover(FILE *f)
+{
+	fprintf(f, "hupwatch-state %d %s\n", HANDOVER_VERSION, VERSION);
+	fprintf(f, "S %d %u %llu %d %d %d %u %d %d %u\n", (int)hw.state, hw.last_number, hw.starttime,
+		hw.files.pid_written, hw.files.status_written, hw.exit.status,
+		hw.exit.final_gen ? hw.exit.final_gen->number : 0, hw.exit.lost_current, hw.exit.lost_status,
+		hw.upgrade.requests);
+	fprintf(f, "R %d %u %u %u %d %u %" PRId64, hw.reload.pending, hw.reload.requests, hw.reload.count,
+		hw.reload.covers, (int)hw.reload.state, hw.reload.generation, hw.reload.started);
+	put_text(f, hw.reload.reason);
+	fprintf(f, "\nP %" PRId64 " %u %u", hw.respawn.at, hw.respawn.attempts, hw.respawn.count);
+	put_text(f, hw.respawn.last_good_dir);
+	fprintf(f, "\nF %d %d %d", hw.notify.fd, hw.files.lock_fd, hw.self.exe_fd);
+	put_text(f, hw.notify.name);
+	put_text(f, hw.upstream.name);
+	put_text(f, hw.workdir);
+	put_text(f, hw.self.exe);
+	fputc('\n', f);
+	for (size_t i = 0; i < hw.sock.n; i++) {
+		fprintf(f, "L %d", hw.sock.list[i].fd);
+		put_text(f, hw.sock.list[i].name);
+		put_text(f, hw.sock.list[i].label);
+		put_text(f, hw.sock.list[i].unix_path);
+		fputc('\n', f);
+	}
+	for (const struct generation *g = hw.gens; g; g = g->next) /* newest first; read back in reverse */
+		write_generation(f, g);
+	fputs("end\n", f);
+}
+
+/* Every descriptor the record names: kept open across the exec (inherit) or not. */
+static void mark_handover_fds(bool inherit)
+{
+	int fds[4] = { hw.notify.fd, hw.files.lock_fd, hw.self.exe_fd, hw.upgrade.fd };
+
+	for (size_t i = 0; i < COUNT(fds); i++)
+		if (fds[i] >= 0)
+			(void)fcntl(fds[i], F_SETFD, inherit ? 0 : FD_CLOEXEC);
+	for (size_t i = 0; i < hw.sock.n; i++)
+		(void)fcntl(hw.sock.list[i].fd, F_SETFD, inherit ? 0 : FD_CLOEXEC);
+	for (const struct generation *g = hw.gens; g; g = g->next)
+		if (g->exec_fd >= 0)
+			(void)fcntl(g->exec_fd, F_SETFD, inherit ? 0 : FD_CLOEXEC);
+}
+
+static void upgrade_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void upgrade_failed(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(hw.upgrade.reason, sizeof(hw.upgrade.reason), fmt, ap);
+	va_end(ap);
+	hw.upgrade.state = RELOAD_FAILED;
+	logmsg(L_ERROR, "upgrade failed: %s; hupwatch %s goes on", hw.upgrade.reason, VERSION);
+	hw.status_dirty = true;
+}
+
+/*
+ * Does the file at our path run at all? `FILE --version` must print "hupwatch ..." within 2 s.
+ * A missing, corrupt or foreign file is found here, while this process still has its own image.
+ */
+static int check_new_binary(char *version, size_t size)
+{
+	int pipefd[2], wstatus = 0;
+	pid_t pid, reaped = 0;
+	ssize_t n = 0;
+
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		reset_signals();
+		dup2(pipefd[1], STDOUT_FILENO);
+		execl(hw.self.exe, hw.self.exe, "--version", (char *)NULL);
+		_exit(EXIT_CANNOT_EXEC);
+	}
+	close(pipefd[1]);
+	for (int i = 0; pid > 0 && i < 200 && (reaped = waitpid(pid, &wstatus, WNOHANG)) == 0; i++)
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	if (pid > 0 && reaped != pid) { /* still running after 2 s: not a --version that works */
+		kill(pid, SIGKILL);
+		(void)waitpid(pid, &wstatus, 0);
+		wstatus = W_EXITCODE(EXIT_CANNOT_EXEC, 0);
+	}
+	if (pid > 0)
+		n = read(pipefd[0], version, size - 1);
+	close(pipefd[0]);
+	version[n > 0 ? n : 0] = '\0';
+	version[strcspn(version, "\n")] = '\0';
+	return pid > 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && strncmp(version, "hupwatch ", 9) == 0
+		? 0 : -1;
+}
+
+/* The record in a memfd, named in the environment for the new image; -1 if it cannot be made. */
+static int prepare_handover(void)
+{
+	char num[24];
+	FILE *f;
+	int fd = (int)syscall(SYS_memfd_create, "hupwatch-state", 0U);
+
+	if (fd < 0)
+		return -1;
+	f = fdopen(dup(fd), "w");
+	if (!f) {
+		close(fd);
+		return -1;
+	}
+	write_handover(f);
+	if (fclose(f) || lseek(fd, 0, SEEK_SET) < 0) {
+		close(fd);
+		return -1;
+	}
+	hw.upgrade.fd = fd;
+	snprintf(num, sizeof(num), "%d", fd);
+	setenv("HUPWATCH_STATE_FD", num, 1);
+	snprintf(num, sizeof(num), "%d", hw.self.exe_fd);
+	setenv("HUPWATCH_OLD_EXE_FD", num, 1);
+	return 0;
+}
+
+/* --upgrade asked for: check the new binary, hand over, exec it. Returns only if that failed. */
+static void request_upgrade(void)
+{
+	char version[128];
+
+	hw.upgrade.requests++;
+	hw.upgrade.state = RELOAD_IN_PROGRESS;
+	hw.upgrade.reason[0] = '\0';
+	logmsg(L_INFO, "upgrade requested: re-executing %s", hw.self.exe ? hw.self.exe : "?");
+	if (hw.state == HW_STOPPING) {
+		upgrade_failed("hupwatch is shutting down");
+		return;
+	}
+	if (!hw.self.exe || check_new_binary(version, sizeof(version))) {
+		upgrade_failed("'%s' does not run as hupwatch ('--version' failed)", hw.self.exe ? hw.self.exe : "?");
+		return;
+	}
+	write_status(); /* upgrade_state=in-progress, for the new image to carry on */
+	if (prepare_handover()) {
+		upgrade_failed("cannot write the handover record: %s", strerror(errno));
+		return;
+	}
+	logmsg(L_INFO, "handing over to %s", version);
+	mark_handover_fds(true);
+	execv(hw.self.exe, hw.self.argv);
+	mark_handover_fds(false);
+	close(hw.upgrade.fd);
+	hw.upgrade.fd = -1;
+	unsetenv("HUPWATCH_STATE_FD");
+	unsetenv("HUPWATCH_OLD_EXE_FD");
+	upgrade_failed("cannot execute '%s': %s", hw.self.exe, strerror(errno));
+}
+
 /* ---- events ------------------------------------------------------------------------------- */
 
 static void check_starting(nsec_t t)
@@ -2643,7 +2901,10 @@ static void handle_signal(const struct signalfd_siginfo *si)
 		reap();
 		break;
 	case SIGHUP:
-		request_reload();
+		if (si->ssi_code == SI_QUEUE && si->ssi_int == UPGRADE_REQUEST)
+			request_upgrade();
+		else
+			request_reload();
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -2928,6 +3189,238 @@ static int setup(void)
 	return 0;
 }
 
+/* ---- resuming after an upgrade ------------------------------------------------------------- */
+
+/* Up to max space-separated tokens of line (modified in place); how many. */
+static size_t split_tokens(char *line, char **tok, size_t max)
+{
+	size_t n = 0;
+
+	for (char *p = strtok(line, " "); p && n < max; p = strtok(NULL, " "))
+		tok[n++] = p;
+	return n;
+}
+
+static long long num(const char *s)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end) {
+		logmsg(L_ERROR, "cannot resume: bad number '%s' in the handover record", s);
+		exit(EXIT_FAILURE_OWN);
+	}
+	return v;
+}
+
+static void resume_generation(char **t, size_t n)
+{
+	struct generation *g;
+
+	if (n != 17)
+		return;
+	g = xmalloc(sizeof(*g));
+	*g = (struct generation){ .number = (unsigned)num(t[1]), .pid = (pid_t)num(t[2]), .state = (enum gen_state)num(t[3]),
+				  .spawned_at = num(t[4]), .stop_at = num(t[5]), .kill_at = num(t[6]), .killed = num(t[7]),
+				  .exec_fd = (int)num(t[8]), .fallback = num(t[9]), .main_exited = num(t[10]),
+				  .main_status = (int)num(t[11]), .notified = num(t[12]), .probe_ok = num(t[13]),
+				  .probe_pid = (pid_t)num(t[14]), .probe_next = num(t[15]), .dir = get_text(t[16]) };
+	snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", g->number);
+	g->status_lines.level = L_INFO;
+	if (g->exec_fd >= 0)
+		(void)fcntl(g->exec_fd, F_SETFD, FD_CLOEXEC);
+	/* The record lists the newest first: appending keeps that order. */
+	struct generation **end = &hw.gens;
+
+	while (*end)
+		end = &(*end)->next;
+	*end = g;
+}
+
+static void resume_files(char **t, size_t n)
+{
+	char *s;
+
+	if (n != 8)
+		return;
+	hw.notify.fd = (int)num(t[1]);
+	hw.files.lock_fd = (int)num(t[2]);
+	if ((int)num(t[3]) >= 0)
+		close((int)num(t[3])); /* the old binary: this one runs now */
+	if ((s = get_text(t[4])))
+		snprintf(hw.notify.name, sizeof(hw.notify.name), "%s", s);
+	free(s);
+	if ((s = get_text(t[5])))
+		snprintf(hw.upstream.name, sizeof(hw.upstream.name), "%s", s);
+	free(s);
+	hw.workdir = get_text(t[6]);
+	hw.self.exe = get_text(t[7]);
+}
+
+static void resume_state(char **t, size_t n)
+{
+	if (n != 11)
+		return;
+	hw.state = (enum hw_state)num(t[1]);
+	hw.last_number = (unsigned)num(t[2]);
+	hw.starttime = (unsigned long long)num(t[3]);
+	hw.files.pid_written = num(t[4]);
+	hw.files.status_written = num(t[5]);
+	hw.exit.status = (int)num(t[6]);
+	hw.upgrade.final_number = (unsigned)num(t[7]);
+	hw.exit.lost_current = num(t[8]);
+	hw.exit.lost_status = (int)num(t[9]);
+	hw.upgrade.requests = (unsigned)num(t[10]);
+}
+
+static void resume_reload(char **t, size_t n)
+{
+	char *s;
+
+	if (n != 9)
+		return;
+	hw.reload.pending = num(t[1]);
+	hw.reload.requests = (unsigned)num(t[2]);
+	hw.reload.count = (unsigned)num(t[3]);
+	hw.reload.covers = (unsigned)num(t[4]);
+	hw.reload.state = (enum reload_state)num(t[5]);
+	hw.reload.generation = (unsigned)num(t[6]);
+	hw.reload.started = num(t[7]);
+	if ((s = get_text(t[8])))
+		snprintf(hw.reload.reason, sizeof(hw.reload.reason), "%s", s);
+	free(s);
+}
+
+static void resume_line(char *line)
+{
+	char *t[24];
+	size_t n = split_tokens(line, t, COUNT(t));
+
+	if (n == 0)
+		return;
+	if (strcmp(t[0], "S") == 0)
+		resume_state(t, n);
+	else if (strcmp(t[0], "R") == 0)
+		resume_reload(t, n);
+	else if (strcmp(t[0], "P") == 0 && n == 5) {
+		hw.respawn.at = num(t[1]);
+		hw.respawn.attempts = (unsigned)num(t[2]);
+		hw.respawn.count = (unsigned)num(t[3]);
+		hw.respawn.last_good_dir = get_text(t[4]);
+	} else if (strcmp(t[0], "F") == 0)
+		resume_files(t, n);
+	else if (strcmp(t[0], "L") == 0 && n == 5) {
+		int fd = (int)num(t[1]);
+
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		add_listener(fd, get_text(t[2]), get_text(t[3]), get_text(t[4]));
+	} else if (strcmp(t[0], "G") == 0)
+		resume_generation(t, n);
+}
+
+/* The record's version, from its first line; -1 if it is none. */
+static int handover_version(const char *text)
+{
+	int v = -1;
+	char *end;
+
+	if (strncmp(text, "hupwatch-state ", 15) == 0) {
+		long n = strtol(text + 15, &end, 10);
+
+		v = end != text + 15 && *end == ' ' && n > 0 && n < 1000 ? (int)n : -1;
+	}
+	return v;
+}
+
+/* The whole record; its fd is closed. NULL if there is none or it cannot be read. */
+static char *read_handover(void)
+{
+	const char *env = getenv("HUPWATCH_STATE_FD");
+	size_t size = 1 << 20, got = 0;
+	char *buf;
+	long long fd;
+
+	if (!env || parse_number(env, INT_MAX, &fd))
+		return NULL;
+	buf = xmalloc(size);
+	for (ssize_t n; got < size - 1 && (n = pread((int)fd, buf + got, size - 1 - got, (off_t)got)) > 0;)
+		got += (size_t)n;
+	buf[got] = '\0';
+	return buf;
+}
+
+/*
+ * Before anything else, in a binary started by an upgrade: a record of a version this one cannot
+ * read goes back to the old binary (still open, named in the environment), which takes it up again.
+ */
+static void refuse_unknown_handover(char **argv)
+{
+	char *text = read_handover(), why[128];
+	const char *old = getenv("HUPWATCH_OLD_EXE_FD");
+	long long fd;
+	int v;
+
+	if (!text)
+		return;
+	v = handover_version(text);
+	free(text);
+	if (v == HANDOVER_VERSION || !old || parse_number(old, INT_MAX, &fd))
+		return;
+	snprintf(why, sizeof(why), "hupwatch %s cannot read a version %d handover record", VERSION, v);
+	setenv("HUPWATCH_UPGRADE_REFUSED", why, 1);
+	fexecve((int)fd, argv, environ);
+	logmsg(L_ERROR, "%s, and cannot go back to the old binary: %s", why, strerror(errno));
+	exit(EXIT_FAILURE_OWN);
+}
+
+/* Take up the record: the generations, sockets, counters and files of the image before. */
+static int resume(void)
+{
+	char *text = read_handover(), *line, *save = NULL;
+	const char *refused = getenv("HUPWATCH_UPGRADE_REFUSED");
+	long long fd;
+
+	if (!text || handover_version(text) != HANDOVER_VERSION)
+		return -1;
+	if (parse_number(getenv("HUPWATCH_STATE_FD"), INT_MAX, &fd) == 0)
+		close((int)fd);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		resume_line(line);
+	free(text);
+	for (struct generation *g = hw.gens; g; g = g->next)
+		if (g->number == hw.upgrade.final_number)
+			hw.exit.final_gen = g;
+	hw.upgrade.state = refused ? RELOAD_FAILED : RELOAD_SUCCEEDED;
+	snprintf(hw.upgrade.reason, sizeof(hw.upgrade.reason), "%s", refused ? refused : "");
+	unsetenv("HUPWATCH_STATE_FD");
+	unsetenv("HUPWATCH_OLD_EXE_FD");
+	unsetenv("HUPWATCH_UPGRADE_REFUSED");
+	return 0;
+}
+
+/* What an upgrade re-executes: the file at the path this binary ran from, with the same arguments. */
+static void remember_self(char **argv)
+{
+	char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+	hw.self.argv = argv;
+	/* After a refused upgrade the file at the path is no longer this binary: keep the path. */
+	if (n > 0 && !hw.self.exe) {
+		path[n] = '\0';
+		hw.self.exe = xstrdup(path);
+	}
+	hw.self.exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+}
+
+static void resume_upstream(void)
+{
+	if (hw.upstream.name[0] && notify_address(hw.upstream.name, &hw.upstream.addr, &hw.upstream.len) == 0)
+		hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+}
+
 /* ---- the loop ----------------------------------------------------------------------------- */
 
 /* What the loop sleeps on: signals, notify datagrams, exec pipes; `gens` says whose pipe is which. */
@@ -3013,6 +3506,30 @@ static _Noreturn void event_loop(void)
 	}
 }
 
+/* Started by an upgrade: take up the record, then the loop, as if nothing had happened. */
+static _Noreturn void resume_after_upgrade(char **argv)
+{
+	const struct generation *cur;
+
+	if (resume() || setup_signals()) {
+		logmsg(L_ERROR, "cannot resume after an upgrade");
+		exit(EXIT_FAILURE_OWN);
+	}
+	if (getpid() != 1)
+		(void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+	resume_upstream();
+	join_fdnames();
+	remember_self(argv);
+	cur = current_gen();
+	if (hw.upgrade.state == RELOAD_SUCCEEDED)
+		logmsg(L_INFO, "upgraded: hupwatch %s runs on, gen %u current", VERSION, cur ? cur->number : 0);
+	else
+		logmsg(L_ERROR, "upgrade failed: %s; hupwatch %s goes on", hw.upgrade.reason, VERSION);
+	write_status();
+	reap(); /* what exited during the exec */
+	event_loop();
+}
+
 /* ---- reload client: hupwatch --reload ------------------------------------------------------ */
 
 static int read_status_file(const char *path, struct status_info *st)
@@ -3059,6 +3576,20 @@ static enum outcome reload_outcome(const struct status_info *before, const struc
 	if (cur->pid != before->pid || cur->state == HW_EXITED || cur->state == HW_STOPPING)
 		return GONE;
 	if (ours && cur->reload_state == RELOAD_FAILED)
+		return FAILED;
+	return PENDING;
+}
+
+/* The same for --upgrade: ours is the first upgrade request after `before`. */
+static enum outcome upgrade_outcome(const struct status_info *before, const struct status_info *cur)
+{
+	bool ours = cur->upgrades > before->upgrades;
+
+	if (cur->pid != before->pid || cur->state == HW_EXITED || cur->state == HW_STOPPING)
+		return GONE;
+	if (ours && cur->upgrade_state == RELOAD_SUCCEEDED)
+		return SUCCEEDED;
+	if (ours && cur->upgrade_state == RELOAD_FAILED)
 		return FAILED;
 	return PENDING;
 }
@@ -3116,6 +3647,21 @@ static void wait_for_change(int ifd, nsec_t left)
 		;
 }
 
+static int report_upgrade(enum outcome o, const struct status_info *before, const struct status_info *cur)
+{
+	if (o == SUCCEEDED) {
+		printf("hupwatch: upgrade %u succeeded: pid %ld runs hupwatch %s\n", cur->upgrades, cur->pid, cur->version);
+		return 0;
+	}
+	if (o == FAILED) {
+		fprintf(stderr, "hupwatch: upgrade %u failed: %s; pid %ld still runs hupwatch %s\n", cur->upgrades,
+			cur->upgrade_reason, cur->pid, cur->version);
+		return EXIT_NOT_READY;
+	}
+	return client_error("hupwatch pid %ld %s before the upgrade succeeded", before->pid,
+			    cur->state == HW_EXITED ? "exited" : cur->state == HW_STOPPING ? "began shutting down" : "is gone");
+}
+
 static int report_outcome(enum outcome o, const struct status_info *before, const struct status_info *cur)
 {
 	if (o == SUCCEEDED) {
@@ -3137,8 +3683,15 @@ static int report_outcome(enum outcome o, const struct status_info *before, cons
 			    cur->state == HW_STOPPING ? "began shutting down" : "is gone");
 }
 
+/* What tells one client from the other: how its outcome is read and said. */
+struct client_ops {
+	enum outcome (*outcome)(const struct status_info *, const struct status_info *);
+	int (*report)(enum outcome, const struct status_info *, const struct status_info *);
+};
+
 /* Until the outcome is known or the limit passes. */
-static int await_outcome(const char *path, const struct status_info *before, nsec_t limit, int ifd)
+static int await_outcome(const struct client_ops *ops, const char *path, const struct status_info *before,
+			 nsec_t limit, int ifd)
 {
 	nsec_t start = now();
 
@@ -3148,24 +3701,36 @@ static int await_outcome(const char *path, const struct status_info *before, nse
 		nsec_t left = limit == NEVER ? NEVER : start + limit - now();
 
 		if (read_status_file(path, &cur) == 0) {
-			o = reload_outcome(before, &cur);
+			o = ops->outcome(before, &cur);
 			if (o == PENDING && !hupwatch_alive(&cur))
 				o = GONE;
 		}
 		if (o != PENDING)
-			return report_outcome(o, before, &cur);
+			return ops->report(o, before, &cur);
 		if (left <= 0) {
-			fprintf(stderr, "hupwatch: timed out after %.2fs waiting for the reload to settle\n", seconds(limit));
+			fprintf(stderr, "hupwatch: timed out after %.2fs waiting for the %s to settle\n", seconds(limit),
+				ops->outcome == reload_outcome ? "reload" : "upgrade");
 			return EXIT_TIMEDOUT;
 		}
 		wait_for_change(ifd, left);
 	}
 }
 
+/* --reload sends SIGHUP; --upgrade the same signal with a value (an older hupwatch just reloads). */
+static int signal_hupwatch(const struct config *c, pid_t pid)
+{
+	if (c->upgrade)
+		return sigqueue(pid, SIGHUP, (union sigval){ .sival_int = UPGRADE_REQUEST });
+	return kill(pid, SIGHUP);
+}
+
 static int run_reload_client(const struct config *c)
 {
+	static const struct client_ops reload_ops = { reload_outcome, report_outcome };
+	static const struct client_ops upgrade_ops = { upgrade_outcome, report_upgrade };
 	const char *path = c->status_file;
 	struct status_info st;
+	nsec_t limit;
 	int ifd, rc;
 
 	if (read_status_file(path, &st))
@@ -3176,14 +3741,15 @@ static int run_reload_client(const struct config *c)
 		return rc;
 	/* Watch before signalling, so that no rewrite is missed. */
 	ifd = watch_status(path);
-	if (kill((pid_t)st.pid, SIGHUP)) {
+	limit = c->upgrade && !c->ready_timeout_set ? 30 * NSEC_PER_SEC : client_limit(c, &st);
+	if (signal_hupwatch(c, (pid_t)st.pid)) {
 		int saved = errno;
 
 		if (ifd >= 0)
 			close(ifd);
 		return client_error("cannot signal hupwatch pid %ld: %s", st.pid, strerror(saved));
 	}
-	rc = await_outcome(path, &st, client_limit(c, &st), ifd);
+	rc = await_outcome(c->upgrade ? &upgrade_ops : &reload_ops, path, &st, limit, ifd);
 	if (ifd >= 0)
 		close(ifd);
 	return rc;
@@ -3199,13 +3765,18 @@ int main(int argc, char **argv)
 
 	/* Nothing of ours may land on fds 0-2, nothing inherited passes on above them. */
 	ensure_stdio();
+	refuse_unknown_handover(argv); /* started by an upgrade, with a record this binary cannot read */
 	cloexec_inherited();
 	/* Parse and validate every argument before anything starts. */
 	rc = parse_options(argc, argv, &hw.cfg);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	if (hw.cfg.reload)
+	if (hw.cfg.reload || hw.cfg.upgrade)
 		return run_reload_client(&hw.cfg);
+	/* Started by an upgrade: everything comes from the image before. */
+	if (getenv("HUPWATCH_STATE_FD"))
+		resume_after_upgrade(argv);
+	remember_self(argv);
 	/* Files, signals, subreaper, sockets. */
 	if (setup()) { /* one error line said why; only unbind what was bound */
 		tidy_files(EXIT_FAILURE_OWN);
