@@ -2527,23 +2527,23 @@ static void put_text(FILE *f, const char *s)
 /* What put_text wrote, back; NULL for '-'. */
 static char *get_text(const char *tok)
 {
-	char *out, *o;
+	size_t len = strlen(tok), at = 0;
+	char *out;
 
 	if (strcmp(tok, "-") == 0)
 		return NULL;
-	out = o = xmalloc(strlen(tok) + 1);
-	for (const char *p = tok; *p; p++) {
-		unsigned v;
+	out = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++) {
+		if (tok[i] == '%' && i + 2 < len + 1 && isxdigit((unsigned char)tok[i + 1]) &&
+		    isxdigit((unsigned char)tok[i + 2])) {
+			char hex[3] = { tok[i + 1], tok[i + 2], '\0' };
 
-		if (*p == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
-			v = (unsigned)((isdigit((unsigned char)p[1]) ? p[1] - '0' : (tolower((unsigned char)p[1]) - 'a' + 10)) * 16 +
-				       (isdigit((unsigned char)p[2]) ? p[2] - '0' : (tolower((unsigned char)p[2]) - 'a' + 10)));
-			*o++ = (char)v;
-			p += 2;
+			out[at++] = (char)strtoul(hex, NULL, 16);
+			i += 2;
 		} else
-			*o++ = *p;
+			out[at++] = tok[i];
 	}
-	*o = '\0';
+	out[at] = '\0';
 	return out;
 }
 
@@ -2635,7 +2635,7 @@ static int check_new_binary(char *version, size_t size)
 	}
 	close(pipefd[1]);
 	for (int i = 0; pid > 0 && i < 200 && (reaped = waitpid(pid, &wstatus, WNOHANG)) == 0; i++)
-		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+		nanosleep(&(struct timespec){ 0, 10L * 1000 * 1000 }, NULL);
 	if (pid > 0 && reaped != pid) { /* still running after 2 s: not a --version that works */
 		kill(pid, SIGKILL);
 		(void)waitpid(pid, &wstatus, 0);
@@ -3195,13 +3195,14 @@ static int setup(void)
 static size_t split_tokens(char *line, char **tok, size_t max)
 {
 	size_t n = 0;
+	char *save = NULL;
 
-	for (char *p = strtok(line, " "); p && n < max; p = strtok(NULL, " "))
+	for (char *p = strtok_r(line, " ", &save); p && n < max; p = strtok_r(NULL, " ", &save))
 		tok[n++] = p;
 	return n;
 }
 
-static long long num(const char *s)
+static long long record_number(const char *s)
 {
 	char *end;
 	long long v;
@@ -3222,11 +3223,11 @@ static void resume_generation(char **t, size_t n)
 	if (n != 17)
 		return;
 	g = xmalloc(sizeof(*g));
-	*g = (struct generation){ .number = (unsigned)num(t[1]), .pid = (pid_t)num(t[2]), .state = (enum gen_state)num(t[3]),
-				  .spawned_at = num(t[4]), .stop_at = num(t[5]), .kill_at = num(t[6]), .killed = num(t[7]),
-				  .exec_fd = (int)num(t[8]), .fallback = num(t[9]), .main_exited = num(t[10]),
-				  .main_status = (int)num(t[11]), .notified = num(t[12]), .probe_ok = num(t[13]),
-				  .probe_pid = (pid_t)num(t[14]), .probe_next = num(t[15]), .dir = get_text(t[16]) };
+	*g = (struct generation){ .number = (unsigned)record_number(t[1]), .pid = (pid_t)record_number(t[2]), .state = (enum gen_state)record_number(t[3]),
+				  .spawned_at = record_number(t[4]), .stop_at = record_number(t[5]), .kill_at = record_number(t[6]), .killed = record_number(t[7]),
+				  .exec_fd = (int)record_number(t[8]), .fallback = record_number(t[9]), .main_exited = record_number(t[10]),
+				  .main_status = (int)record_number(t[11]), .notified = record_number(t[12]), .probe_ok = record_number(t[13]),
+				  .probe_pid = (pid_t)record_number(t[14]), .probe_next = record_number(t[15]), .dir = get_text(t[16]) };
 	snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", g->number);
 	g->status_lines.level = L_INFO;
 	if (g->exec_fd >= 0)
@@ -3245,10 +3246,10 @@ static void resume_files(char **t, size_t n)
 
 	if (n != 8)
 		return;
-	hw.notify.fd = (int)num(t[1]);
-	hw.files.lock_fd = (int)num(t[2]);
-	if ((int)num(t[3]) >= 0)
-		close((int)num(t[3])); /* the old binary: this one runs now */
+	hw.notify.fd = (int)record_number(t[1]);
+	hw.files.lock_fd = (int)record_number(t[2]);
+	if ((int)record_number(t[3]) >= 0)
+		close((int)record_number(t[3])); /* the old binary: this one runs now */
 	if ((s = get_text(t[4])))
 		snprintf(hw.notify.name, sizeof(hw.notify.name), "%s", s);
 	free(s);
@@ -3263,16 +3264,16 @@ static void resume_state(char **t, size_t n)
 {
 	if (n != 11)
 		return;
-	hw.state = (enum hw_state)num(t[1]);
-	hw.last_number = (unsigned)num(t[2]);
-	hw.starttime = (unsigned long long)num(t[3]);
-	hw.files.pid_written = num(t[4]);
-	hw.files.status_written = num(t[5]);
-	hw.exit.status = (int)num(t[6]);
-	hw.upgrade.final_number = (unsigned)num(t[7]);
-	hw.exit.lost_current = num(t[8]);
-	hw.exit.lost_status = (int)num(t[9]);
-	hw.upgrade.requests = (unsigned)num(t[10]);
+	hw.state = (enum hw_state)record_number(t[1]);
+	hw.last_number = (unsigned)record_number(t[2]);
+	hw.starttime = (unsigned long long)record_number(t[3]);
+	hw.files.pid_written = record_number(t[4]);
+	hw.files.status_written = record_number(t[5]);
+	hw.exit.status = (int)record_number(t[6]);
+	hw.upgrade.final_number = (unsigned)record_number(t[7]);
+	hw.exit.lost_current = record_number(t[8]);
+	hw.exit.lost_status = (int)record_number(t[9]);
+	hw.upgrade.requests = (unsigned)record_number(t[10]);
 }
 
 static void resume_reload(char **t, size_t n)
@@ -3281,13 +3282,13 @@ static void resume_reload(char **t, size_t n)
 
 	if (n != 9)
 		return;
-	hw.reload.pending = num(t[1]);
-	hw.reload.requests = (unsigned)num(t[2]);
-	hw.reload.count = (unsigned)num(t[3]);
-	hw.reload.covers = (unsigned)num(t[4]);
-	hw.reload.state = (enum reload_state)num(t[5]);
-	hw.reload.generation = (unsigned)num(t[6]);
-	hw.reload.started = num(t[7]);
+	hw.reload.pending = record_number(t[1]);
+	hw.reload.requests = (unsigned)record_number(t[2]);
+	hw.reload.count = (unsigned)record_number(t[3]);
+	hw.reload.covers = (unsigned)record_number(t[4]);
+	hw.reload.state = (enum reload_state)record_number(t[5]);
+	hw.reload.generation = (unsigned)record_number(t[6]);
+	hw.reload.started = record_number(t[7]);
 	if ((s = get_text(t[8])))
 		snprintf(hw.reload.reason, sizeof(hw.reload.reason), "%s", s);
 	free(s);
@@ -3305,14 +3306,14 @@ static void resume_line(char *line)
 	else if (strcmp(t[0], "R") == 0)
 		resume_reload(t, n);
 	else if (strcmp(t[0], "P") == 0 && n == 5) {
-		hw.respawn.at = num(t[1]);
-		hw.respawn.attempts = (unsigned)num(t[2]);
-		hw.respawn.count = (unsigned)num(t[3]);
+		hw.respawn.at = record_number(t[1]);
+		hw.respawn.attempts = (unsigned)record_number(t[2]);
+		hw.respawn.count = (unsigned)record_number(t[3]);
 		hw.respawn.last_good_dir = get_text(t[4]);
 	} else if (strcmp(t[0], "F") == 0)
 		resume_files(t, n);
 	else if (strcmp(t[0], "L") == 0 && n == 5) {
-		int fd = (int)num(t[1]);
+		int fd = (int)record_number(t[1]);
 
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 		add_listener(fd, get_text(t[2]), get_text(t[3]), get_text(t[4]));
@@ -3323,15 +3324,13 @@ static void resume_line(char *line)
 /* The record's version, from its first line; -1 if it is none. */
 static int handover_version(const char *text)
 {
-	int v = -1;
 	char *end;
+	long n;
 
-	if (strncmp(text, "hupwatch-state ", 15) == 0) {
-		long n = strtol(text + 15, &end, 10);
-
-		v = end != text + 15 && *end == ' ' && n > 0 && n < 1000 ? (int)n : -1;
-	}
-	return v;
+	if (strncmp(text, "hupwatch-state ", 15) != 0)
+		return -1;
+	n = strtol(text + 15, &end, 10);
+	return end != text + 15 && *end == ' ' && n > 0 && n < 1000 ? (int)n : -1;
 }
 
 /* The whole record; its fd is closed. NULL if there is none or it cannot be read. */
@@ -3382,9 +3381,13 @@ static int resume(void)
 	const char *refused = getenv("HUPWATCH_UPGRADE_REFUSED");
 	long long fd;
 
-	if (!text || handover_version(text) != HANDOVER_VERSION)
+	const char *env = getenv("HUPWATCH_STATE_FD");
+
+	if (!text || !env || handover_version(text) != HANDOVER_VERSION) {
+		free(text);
 		return -1;
-	if (parse_number(getenv("HUPWATCH_STATE_FD"), INT_MAX, &fd) == 0)
+	}
+	if (parse_number(env, INT_MAX, &fd) == 0)
 		close((int)fd);
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		resume_line(line);

@@ -1179,6 +1179,60 @@ static void test_respawn_backoff_and_crash_loop(void **state)
 	assert_false(crash_loop(SEC(130)));
 }
 
+/* The handover record of --upgrade: what one image writes, the next reads back. */
+static void test_handover_round_trip(void **state)
+{
+	static const char *const texts[] = { "plain", "with space", "50% off\nnext", "-", "a-b", "\x01\x7f" };
+	char buf[8192], *line, *save = NULL;
+	struct generation *g;
+	FILE *f;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(texts); i++) {
+		char *back;
+
+		f = fmemopen(buf, sizeof(buf), "w");
+		put_text(f, texts[i]);
+		fclose(f);
+		assert_null(strchr(buf + 1, ' '));
+		back = get_text(buf + 1);
+		assert_string_equal(back, texts[i]);
+		free(back);
+	}
+	assert_null(get_text("-"));
+	assert_int_equal(handover_version("hupwatch-state 1 1.0.0\n"), 1);
+	assert_int_equal(handover_version("hupwatch-state x 1.0.0\n"), -1);
+	assert_int_equal(handover_version("something else"), -1);
+
+	g = add_gen(3, 4242, GEN_CURRENT);
+	g->dir = xstrdup("/srv/app/releases/7 (new)");
+	add_gen(2, 4141, GEN_STOPPING)->killed = true;
+	hw.reload.requests = 5;
+	hw.reload.count = 4;
+	snprintf(hw.reload.reason, sizeof(hw.reload.reason), "gen 4 failed: exited with status 1 before ready");
+	hw.respawn.count = 2;
+	f = fmemopen(buf, sizeof(buf), "w");
+	write_handover(f);
+	fclose(f);
+	reset_hw();
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		resume_line(line);
+	g = current_gen();
+	assert_non_null(g);
+	assert_int_equal(g->number, 3);
+	assert_int_equal(g->pid, 4242);
+	assert_string_equal(g->dir, "/srv/app/releases/7 (new)");
+	assert_int_equal(hw.gens->number, 2); /* in the order they were listed */
+	assert_ptr_equal(hw.gens->next, g);
+	assert_true(hw.gens->killed);
+	assert_int_equal(hw.reload.requests, 5);
+	assert_int_equal(hw.reload.count, 4);
+	assert_string_equal(hw.reload.reason, "gen 4 failed: exited with status 1 before ready");
+	assert_int_equal(hw.respawn.count, 2);
+	assert_int_equal(hw.state, HW_RUNNING);
+	g->pid = hw.gens->pid = 0; /* no process to clean up */
+}
+
 /* No status file configured: nothing written, nothing crashes. */
 static void test_status_not_configured(void **state)
 {
@@ -2706,6 +2760,7 @@ int main(void)
 		TEST(test_status_round_trip),
 		TEST(test_status_not_configured),
 		TEST(test_reload_outcome),
+		TEST(test_handover_round_trip),
 		TEST(test_respawn_backoff_and_crash_loop),
 		TEST(test_write_atomic_and_read_file),
 		TEST(test_check_own_file),
