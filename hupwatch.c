@@ -155,6 +155,9 @@ struct generation {
 	int exec_fd;      /* the exec report pipe until exec is confirmed, else -1 */
 	char *dir;        /* the directory it runs in, as the child resolved it before exec */
 	bool fallback;    /* respawned in the last good release's directory, not the configured one */
+	bool adopted;     /* a dead predecessor's, taken over: not our child, watched through pidfd */
+	int pidfd;        /* adopted: readable once it has exited; else -1 */
+	unsigned long long starttime; /* of its main process, so that no later holder of its pid is taken for it */
 	bool main_exited; /* its main process is reaped; the rest of its group may live on */
 	int main_status;  /* its wait status, once main_exited */
 	bool notified;    /* READY=1 received */
@@ -245,6 +248,16 @@ static struct {
 		int exe_fd; /* the binary this process started from, for a refused upgrade to go back to */
 		char **argv; /* as given: the new image parses the same options */
 	} self;
+	struct {
+		struct orphan {
+			unsigned number;
+			pid_t pid;
+			int state; /* enum gen_state */
+		} list[8];
+		size_t n;     /* generations of a predecessor that died without cleaning up, still running */
+		size_t taken; /* listening sockets taken over from the current one */
+		bool stopped; /* they were asked to stop, their sockets not taken */
+	} takeover;
 	struct {
 		unsigned requests; /* --upgrade requests taken */
 		enum reload_state state;
@@ -665,6 +678,7 @@ struct status_info {
 	char reload_reason[STATUS_TEXT];
 	unsigned respawns;              /* generations started because the current one died (--respawn) */
 	char fallback_dir[STATUS_TEXT]; /* the current generation runs the last good release, not DIR */
+	char generations[STATUS_TEXT];  /* NUMBER:PID:STARTTIME:STATE of each that runs, newest first */
 	char version[STATUS_TEXT];      /* of the binary that wrote the file */
 	unsigned upgrades;              /* --upgrade requests taken */
 	int upgrade_state;              /* enum reload_state, of the latest */
@@ -700,6 +714,7 @@ static const struct status_field status_fields[] = {
 	FIELD(reload_reason, F_TEXT),
 	FIELD(respawns, F_UINT),
 	FIELD(fallback_dir, F_TEXT),
+	FIELD(generations, F_TEXT),
 	FIELD(version, F_TEXT),
 	FIELD(upgrades, F_UINT),
 	ENUM_FIELD(upgrade_state, reload_state_names),
@@ -1342,12 +1357,21 @@ static unsigned long long process_starttime(pid_t pid)
 	return t < 0 ? 0 : (unsigned long long)t;
 }
 
+/* A zombie has exited: only its parent has not looked yet (field 3 of /proc/PID/stat). */
+static bool is_zombie(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return read_file(path, buf, sizeof(buf)) > 0 && (p = strrchr(buf, ')')) && p[1] == ' ' && p[2] == 'Z';
+}
+
 /* Is the hupwatch that wrote st still running (and not a process that got its pid since)? */
 static bool hupwatch_alive(const struct status_info *st)
 {
 	unsigned long long t;
 
-	if (kill((pid_t)st->pid, 0) && errno == ESRCH)
+	if ((kill((pid_t)st->pid, 0) && errno == ESRCH) || is_zombie((pid_t)st->pid))
 		return false;
 	t = process_starttime((pid_t)st->pid);
 	return !st->starttime || !t || t == st->starttime;
@@ -1681,32 +1705,161 @@ static int listen_inet(const struct address *a, int backlog, const char **why)
 	return fd;
 }
 
+/*
+ * Takeover: a predecessor on our status file died without cleaning up (kill -9, the OOM killer),
+ * and its generations still run, holding the listening sockets. Their sockets are taken from the
+ * current one (pidfd_getfd(2), where the kernel permits: root, or the same user without Yama's
+ * restriction), so not one connection is refused; they are stopped once a new generation is ready.
+ */
+static const struct orphan *orphan_to_take_from(void)
+{
+	for (size_t i = 0; i < hw.takeover.n; i++)
+		if (hw.takeover.list[i].state == GEN_CURRENT)
+			return &hw.takeover.list[i];
+	return hw.takeover.n ? &hw.takeover.list[0] : NULL;
+}
+
+/* Is fd a listening socket for a, as fd 3+i of a generation should be? */
+static bool socket_matches(int fd, const struct address *a)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len = sizeof(ss);
+	int listening = 0;
+	socklen_t optlen = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) || !listening ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len))
+		return false;
+	if (a->family == AF_UNIX)
+		return ss.ss_family == AF_UNIX && strcmp(((struct sockaddr_un *)&ss)->sun_path, a->path) == 0;
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		return false;
+	long long port;
+
+	if (parse_number(a->port, 65535, &port) || port == 0)
+		return true; /* the kernel picked it: any port is the one */
+	return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					     : ((struct sockaddr_in6 *)&ss)->sin6_port) == port;
+}
+
+/* Socket i of --listen from the predecessor's current generation, or -1 (why is logged). */
+static int take_socket(size_t i, const struct address *a)
+{
+	const struct orphan *o = orphan_to_take_from();
+	int pidfd, fd;
+
+	if (!o)
+		return -1;
+	pidfd = (int)syscall(SYS_pidfd_open, o->pid, 0U);
+	fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, 3 + (int)i, 0U);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (fd >= 0 && socket_matches(fd, a))
+		return fd;
+	logmsg(L_WARNING, "cannot take over '%s' from gen %u pid %d: %s", hw.cfg.listen[i], o->number, (int)o->pid,
+	       fd < 0 ? strerror(errno) : "its fd is not that listening socket");
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* The predecessor's generations, still running: sig to each one's process group. */
+static void signal_orphans(int sig)
+{
+	for (size_t i = 0; i < hw.takeover.n; i++) {
+		const struct orphan *o = &hw.takeover.list[i];
+
+		if (process_starttime(o->pid) == 0)
+			continue; /* gone */
+		logmsg(L_INFO, "%s to gen %u pid %d of the hupwatch that died", signame(sig), o->number, (int)o->pid);
+		if (kill(-o->pid, sig) && kill(o->pid, sig))
+			logmsg(L_WARNING, "cannot signal gen %u pid %d: %s", o->number, (int)o->pid, strerror(errno));
+		(void)kill(-o->pid, SIGCONT);
+	}
+	hw.takeover.stopped = true;
+}
+
+/* Bind and listen on a; -1 with *why, and *in_use when another holds the address. */
+static int bind_listener(const struct address *a, char *label, size_t size, const char **why, bool *in_use)
+{
+	int fd;
+
+	if (a->family == AF_UNIX) {
+		fd = listen_unix(a, hw.cfg.backlog);
+		if (fd < 0)
+			*why = errno == EEXIST ? "file exists and is not a socket" : strerror(errno);
+		*in_use = fd < 0 && errno == EADDRINUSE;
+		snprintf(label, size, "unix:%s", a->path);
+		return fd;
+	}
+	fd = listen_inet(a, hw.cfg.backlog, why);
+	*in_use = fd < 0 && strcmp(*why, strerror(EADDRINUSE)) == 0;
+	if (fd >= 0)
+		describe_sockname(fd, label, size);
+	return fd;
+}
+
+/*
+ * Held by a predecessor's generations whose sockets could not be taken: they are stopped, and the
+ * address waited for, 5 s, then SIGKILL and 2 s more. Nothing else may be signalled: only the
+ * generations the status file names, checked by their start times.
+ */
+static int bind_after_orphans(const struct address *a, char *label, size_t size, const char **why)
+{
+	bool in_use = true;
+	int fd = -1;
+
+	for (int tick = 0; tick < 70 && in_use; tick++) {
+		if (tick == 0)
+			signal_orphans(hw.cfg.stop_signal);
+		else if (tick == 50)
+			signal_orphans(SIGKILL);
+		nanosleep(&(struct timespec){ 0, 100L * 1000 * 1000 }, NULL);
+		fd = bind_listener(a, label, size, why, &in_use);
+	}
+	return fd;
+}
+
+static int open_listener(size_t i)
+{
+	const char *spec = hw.cfg.listen[i], *why = NULL;
+	struct address a;
+	char label[sizeof(a.path) + 8];
+	bool in_use = false;
+	int fd = -1;
+
+	parse_address(spec, &a); /* validated by parse_options */
+	if (hw.takeover.n && !hw.takeover.stopped && (fd = take_socket(i, &a)) >= 0) {
+		hw.takeover.taken++;
+		if (a.family == AF_UNIX)
+			snprintf(label, sizeof(label), "unix:%s", a.path);
+		else
+			describe_sockname(fd, label, sizeof(label));
+		logmsg(L_INFO, "took over %s from gen %u pid %d of the hupwatch that died", label,
+		       orphan_to_take_from()->number, (int)orphan_to_take_from()->pid);
+	}
+	if (fd < 0)
+		fd = bind_listener(&a, label, sizeof(label), &why, &in_use);
+	if (fd < 0 && in_use && hw.takeover.n)
+		fd = bind_after_orphans(&a, label, sizeof(label), &why);
+	if (fd < 0) {
+		if (hw.takeover.n)
+			logmsg(L_ERROR, "cannot listen on '%s': %s (held by gen %u pid %d of the hupwatch that died)", spec,
+			       why, orphan_to_take_from()->number, (int)orphan_to_take_from()->pid);
+		else
+			logmsg(L_ERROR, "cannot listen on '%s': %s", spec, why);
+		return -1;
+	}
+	add_listener(fd, fd_name(spec), xstrdup(label), a.family == AF_UNIX ? xstrdup(a.path) : NULL);
+	logmsg(L_INFO, "listening on %s (fd %d)", label, 3 + (int)hw.sock.n - 1);
+	return 0;
+}
+
 static int open_listeners(void)
 {
-	for (size_t i = 0; i < hw.cfg.nlisten; i++) {
-		const char *spec = hw.cfg.listen[i], *why = NULL;
-		struct address a;
-		char label[sizeof(a.path) + 8];
-		int fd;
-
-		parse_address(spec, &a); /* validated by parse_options */
-		if (a.family == AF_UNIX) {
-			fd = listen_unix(&a, hw.cfg.backlog);
-			if (fd < 0)
-				why = errno == EEXIST ? "file exists and is not a socket" : strerror(errno);
-			snprintf(label, sizeof(label), "unix:%s", a.path);
-		} else {
-			fd = listen_inet(&a, hw.cfg.backlog, &why);
-			if (fd >= 0)
-				describe_sockname(fd, label, sizeof(label));
-		}
-		if (fd < 0) {
-			logmsg(L_ERROR, "cannot listen on '%s': %s", spec, why);
+	for (size_t i = 0; i < hw.cfg.nlisten; i++)
+		if (open_listener(i))
 			return -1;
-		}
-		add_listener(fd, fd_name(spec), xstrdup(label), a.family == AF_UNIX ? xstrdup(a.path) : NULL);
-		logmsg(L_INFO, "listening on %s (fd %d)", label, 3 + (int)hw.sock.n - 1);
-	}
 	return 0;
 }
 
@@ -1924,6 +2077,8 @@ static struct generation *spawn(enum spawn_where where, char *why, size_t size, 
 	g->status_lines.level = L_INFO;
 	g->next = hw.gens;
 	hw.gens = g;
+	g->pidfd = -1;
+	g->starttime = process_starttime(pid);
 	logmsg(L_INFO, "gen %u pid %d started", number, (int)pid);
 	return g;
 }
@@ -2059,6 +2214,8 @@ static void remove_generation(struct generation *dead)
 		hw.exit.final_gen = NULL;
 	if (dead->exec_fd >= 0)
 		close(dead->exec_fd);
+	if (dead->pidfd >= 0)
+		close(dead->pidfd);
 	free(dead->dir);
 	free(dead);
 }
@@ -2140,6 +2297,27 @@ static void run_probe(struct generation *g, nsec_t t)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
+/* What a successor needs to take over if hupwatch dies hard: each running generation, newest first. */
+static void list_generations(char *buf, size_t size)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (const struct generation *g = hw.gens; g; g = g->next) {
+		int n;
+
+		if (g->main_exited)
+			continue;
+		n = snprintf(buf + at, size - at, "%s%u:%d:%llu:%s", at ? "," : "", g->number, (int)g->pid, g->starttime,
+			     gen_state_names[g->state]);
+		if (n < 0 || (size_t)n >= size - at) {
+			buf[at] = '\0'; /* the oldest do not fit: left out whole */
+			return;
+		}
+		at += (size_t)n;
+	}
+}
+
 /* The status file as it is now. */
 static void snapshot(struct status_info *st)
 {
@@ -2166,6 +2344,7 @@ static void snapshot(struct status_info *st)
 		.exit_status = hw.state == HW_EXITED ? hw.exit.status : -1,
 	};
 	copy_printable(st->upgrade_reason, sizeof(st->upgrade_reason), hw.upgrade.reason, sizeof(hw.upgrade.reason));
+	list_generations(st->generations, sizeof(st->generations));
 	if (cur && cur->fallback && cur->dir)
 		copy_printable(st->fallback_dir, sizeof(st->fallback_dir), cur->dir, SIZE_MAX);
 	/* A reason quotes the command and the directory: never let them break the line format. */
@@ -2549,9 +2728,10 @@ static char *get_text(const char *tok)
 
 static void write_generation(FILE *f, const struct generation *g)
 {
-	fprintf(f, "G %u %d %d %" PRId64 " %" PRId64 " %" PRId64 " %d %d %d %d %d %d %d %d %" PRId64, g->number,
-		(int)g->pid, (int)g->state, g->spawned_at, g->stop_at, g->kill_at, g->killed, g->exec_fd, g->fallback,
-		g->main_exited, g->main_status, g->notified, g->probe_ok, (int)g->probe_pid, g->probe_next);
+	fprintf(f, "G %u %d %d %" PRId64 " %" PRId64 " %" PRId64 " %d %d %d %d %d %d %d %d %" PRId64 " %llu %d %d",
+		g->number, (int)g->pid, (int)g->state, g->spawned_at, g->stop_at, g->kill_at, g->killed, g->exec_fd,
+		g->fallback, g->main_exited, g->main_status, g->notified, g->probe_ok, (int)g->probe_pid, g->probe_next,
+		g->starttime, g->adopted, g->pidfd);
 	put_text(f, g->dir);
 	fputc('\n', f);
 }
@@ -2596,9 +2776,12 @@ static void mark_handover_fds(bool inherit)
 			(void)fcntl(fds[i], F_SETFD, inherit ? 0 : FD_CLOEXEC);
 	for (size_t i = 0; i < hw.sock.n; i++)
 		(void)fcntl(hw.sock.list[i].fd, F_SETFD, inherit ? 0 : FD_CLOEXEC);
-	for (const struct generation *g = hw.gens; g; g = g->next)
+	for (const struct generation *g = hw.gens; g; g = g->next) {
 		if (g->exec_fd >= 0)
 			(void)fcntl(g->exec_fd, F_SETFD, inherit ? 0 : FD_CLOEXEC);
+		if (g->pidfd >= 0)
+			(void)fcntl(g->pidfd, F_SETFD, inherit ? 0 : FD_CLOEXEC);
+	}
 }
 
 static void upgrade_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -2828,6 +3011,10 @@ static void main_exited(struct generation *g, int wstatus)
 	char desc[80];
 
 	describe_status(wstatus, desc, sizeof(desc));
+	if (g->adopted) {
+		snprintf(desc, sizeof(desc), "ended (adopted: its exit status is not ours to know)");
+		code = EXIT_FAILURE_OWN;
+	}
 	kill_probe(g);
 	g->main_exited = true;
 	g->main_status = wstatus;
@@ -2874,6 +3061,23 @@ static bool child_exited(pid_t pid, int wstatus)
 		}
 	}
 	return false;
+}
+
+/* An adopted generation's main process has exited (its pidfd said so); no SIGCHLD comes for it. */
+static void adopted_exited(struct generation *g)
+{
+	main_exited(g, 0);
+	end_if_gone(g);
+}
+
+/* What adopted generations left in their groups dies without a word to us: look now and then. */
+static void check_adopted(void)
+{
+	for (struct generation *g = hw.gens, *next; g; g = next) {
+		next = g->next;
+		if (g->adopted && g->main_exited)
+			end_if_gone(g);
+	}
 }
 
 static void reap(void)
@@ -3028,6 +3232,8 @@ static nsec_t next_deadline(void)
 			next = g->kill_at;
 		if (ratelimit_due(&g->status_lines) < next)
 			next = ratelimit_due(&g->status_lines);
+		if (g->adopted && g->main_exited && now() + NSEC_PER_SEC / 10 < next)
+			next = now() + NSEC_PER_SEC / 10; /* check_adopted(): only while such a group lasts */
 	}
 	return next;
 }
@@ -3172,6 +3378,79 @@ static int setup_files(void)
 	return 0;
 }
 
+/* One NUMBER:PID:STARTTIME:STATE of a predecessor's generations= list, if that process still is it. */
+static void add_orphan(char *item)
+{
+	char *f[4], *save = NULL;
+	long long number, pid, start;
+	size_t n = 0;
+
+	for (char *p = strtok_r(item, ":", &save); p && n < COUNT(f); p = strtok_r(NULL, ":", &save))
+		f[n++] = p;
+	if (n != 4 || parse_number(f[0], UINT_MAX, &number) || parse_number(f[1], INT_MAX, &pid) ||
+	    parse_number(f[2], LLONG_MAX, &start) || start == 0 || hw.takeover.n >= COUNT(hw.takeover.list))
+		return;
+	if (process_starttime((pid_t)pid) != (unsigned long long)start)
+		return; /* gone, or another process has its pid now: never ours to signal */
+	hw.takeover.list[hw.takeover.n++] = (struct orphan){ (unsigned)number, (pid_t)pid,
+		strcmp(f[3], "current") == 0 ? GEN_CURRENT : strcmp(f[3], "starting") == 0 ? GEN_STARTING : GEN_STOPPING };
+}
+
+/*
+ * The status file we now hold the claim on says a hupwatch was running: it died without cleaning
+ * up, and what it ran may still be running.
+ */
+static void find_orphans(void)
+{
+	char buf[4096], *item, *save = NULL;
+	struct status_info st;
+	ssize_t n = hw.cfg.status_file ? read_file(hw.cfg.status_file, buf, sizeof(buf)) : -1;
+
+	if (n <= 0 || parse_status(buf, (size_t)n, &st) || st.state == HW_EXITED || st.pid == getpid())
+		return;
+	for (item = strtok_r(st.generations, ",", &save); item; item = strtok_r(NULL, ",", &save))
+		add_orphan(item);
+	if (hw.takeover.n)
+		logmsg(L_WARNING, "hupwatch pid %ld died without cleaning up; %zu of its generations still run",
+		       st.pid, hw.takeover.n);
+	hw.reload.requests = st.requests; /* so that a --reload that was waiting does not take ours for its own */
+	hw.reload.count = st.reload;
+}
+
+/*
+ * With their sockets taken, the predecessor's generations are ours: the current one serves until
+ * generation 1 of ours is ready, then is stopped like any replaced generation. They are not our
+ * children: a pidfd tells when each exits, its status unknown.
+ */
+static void adopt_orphans(void)
+{
+	nsec_t t = now();
+
+	if (!hw.takeover.taken || hw.takeover.stopped)
+		return;
+	for (size_t i = hw.takeover.n; i-- > 0;) {
+		const struct orphan *o = &hw.takeover.list[i];
+		struct generation *g = xmalloc(sizeof(*g));
+
+		*g = (struct generation){ .number = o->number, .pid = o->pid, .state = GEN_CURRENT, .spawned_at = t,
+					  .kill_at = NEVER, .exec_fd = -1, .adopted = true,
+					  .pidfd = (int)syscall(SYS_pidfd_open, o->pid, 0U),
+					  .starttime = process_starttime(o->pid) };
+		snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", g->number);
+		g->next = hw.gens;
+		hw.gens = g;
+		if (o->number > hw.last_number)
+			hw.last_number = o->number;
+		if (o->state != GEN_CURRENT || g->pidfd < 0)
+			set_state(g, o->state == GEN_STARTING ? GEN_FAILED : GEN_STOPPING, t);
+		else
+			logmsg(L_INFO, "adopted gen %u pid %d: it serves until a new generation is ready", g->number,
+			       (int)g->pid);
+	}
+	if (current_gen())
+		hw.state = HW_RUNNING;
+}
+
 static int setup(void)
 {
 	if (setup_files() || setup_signals() || resolve_workdir())
@@ -3180,8 +3459,10 @@ static int setup(void)
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1))
 		logmsg(L_WARNING, "cannot become a child subreaper: %s", strerror(errno));
 	take_activated_sockets();
+	find_orphans();
 	if (open_listeners() || (hw.cfg.notify && open_notify_socket()))
 		return -1;
+	adopt_orphans();
 	join_fdnames();
 	upstream_init();
 	hw.starttime = process_starttime(getpid());
@@ -3220,18 +3501,22 @@ static void resume_generation(char **t, size_t n)
 {
 	struct generation *g;
 
-	if (n != 17)
+	if (n != 20)
 		return;
 	g = xmalloc(sizeof(*g));
 	*g = (struct generation){ .number = (unsigned)record_number(t[1]), .pid = (pid_t)record_number(t[2]), .state = (enum gen_state)record_number(t[3]),
 				  .spawned_at = record_number(t[4]), .stop_at = record_number(t[5]), .kill_at = record_number(t[6]), .killed = record_number(t[7]),
 				  .exec_fd = (int)record_number(t[8]), .fallback = record_number(t[9]), .main_exited = record_number(t[10]),
 				  .main_status = (int)record_number(t[11]), .notified = record_number(t[12]), .probe_ok = record_number(t[13]),
-				  .probe_pid = (pid_t)record_number(t[14]), .probe_next = record_number(t[15]), .dir = get_text(t[16]) };
+				  .probe_pid = (pid_t)record_number(t[14]), .probe_next = record_number(t[15]),
+				  .starttime = (unsigned long long)record_number(t[16]), .adopted = record_number(t[17]),
+				  .pidfd = (int)record_number(t[18]), .dir = get_text(t[19]) };
 	snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", g->number);
 	g->status_lines.level = L_INFO;
 	if (g->exec_fd >= 0)
 		(void)fcntl(g->exec_fd, F_SETFD, FD_CLOEXEC);
+	if (g->pidfd >= 0)
+		(void)fcntl(g->pidfd, F_SETFD, FD_CLOEXEC);
 	/* The record lists the newest first: appending keeps that order. */
 	struct generation **end = &hw.gens;
 
@@ -3434,11 +3719,16 @@ static nfds_t poll_set(struct pollfd *fds, struct generation **gens, nfds_t max)
 	fds[n++] = (struct pollfd){ hw.sigfd, POLLIN, 0 };
 	if (hw.notify.fd >= 0)
 		fds[n++] = (struct pollfd){ hw.notify.fd, POLLIN, 0 };
-	for (struct generation *g = hw.gens; g && n < max; g = g->next)
+	for (struct generation *g = hw.gens; g && n < max; g = g->next) {
 		if (g->exec_fd >= 0) {
 			gens[n] = g;
 			fds[n++] = (struct pollfd){ g->exec_fd, POLLIN, 0 };
 		}
+		if (g->pidfd >= 0 && !g->main_exited && n < max) {
+			gens[n] = g;
+			fds[n++] = (struct pollfd){ g->pidfd, POLLIN, 0 };
+		}
+	}
 	return n;
 }
 
@@ -3473,6 +3763,7 @@ static void run_due(void)
 	run_due_respawn(t);
 	run_pending_reload();
 	check_stopping(t);
+	check_adopted();
 	flush_ratelimits(t);
 	maybe_finish();
 	if (hw.status_dirty)
@@ -3506,6 +3797,8 @@ static _Noreturn void event_loop(void)
 				read_notify();
 			else if (fds[i].revents && gens[i] && still_there(gens[i]) && gens[i]->exec_fd == fds[i].fd)
 				exec_reported(gens[i], now());
+			else if (fds[i].revents && gens[i] && still_there(gens[i]) && gens[i]->pidfd == fds[i].fd)
+				adopted_exited(gens[i]);
 	}
 }
 
