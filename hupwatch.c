@@ -154,7 +154,8 @@ struct listener {
 	int fd;
 	char *name;  /* LISTEN_FDNAMES entry */
 	char *label; /* for logs */
-	char *unix_path;
+	char *unix_path; /* removed at exit; NULL when the socket outlives hupwatch (a socket unit, the fd store) */
+	bool fresh;      /* bound by this hupwatch: offered to the fd store once */
 };
 
 /* hupwatch's own lifecycle, as the status file's state= shows it. */
@@ -191,6 +192,7 @@ static struct {
 	char *workdir;
 	unsigned long long starttime;
 	bool status_dirty; /* the status file is behind: the loop writes it before it sleeps */
+	bool journal;      /* stderr is the journal (JOURNAL_STREAM): log lines in its format */
 	struct {
 		bool pending;     /* a SIGHUP came while a generation was starting */
 		unsigned requests; /* SIGHUPs taken; --reload matches its own by this count */
@@ -215,6 +217,8 @@ static struct {
 		int fd;
 		struct sockaddr_un addr;
 		socklen_t len;
+		nsec_t watchdog;      /* WATCHDOG_USEC, ours to keep: WATCHDOG=1 every half of it (0: none) */
+		nsec_t watchdog_next; /* the next WATCHDOG=1 */
 	} upstream;
 	struct {
 		bool pid_written;
@@ -259,11 +263,47 @@ static void copy_printable(char *dst, size_t size, const char *src, size_t n)
 	dst[i] = '\0';
 }
 
+/*
+ * JOURNAL_STREAM=DEV:INO (decimal) names the journal's stream socket; is it the file st describes?
+ * Then stderr is the journal (a redirection in between, and it is not).
+ */
+static bool names_journal(const char *stream, const struct stat *st)
+{
+	static const char digits[] = "0123456789";
+	size_t a = stream ? strspn(stream, digits) : 0, b;
+
+	if (a == 0 || stream[a] != ':')
+		return false;
+	b = strspn(stream + a + 1, digits);
+	if (b == 0 || stream[a + 1 + b] != '\0')
+		return false;
+	return strtoull(stream, NULL, 10) == (unsigned long long)st->st_dev &&
+	       strtoull(stream + a + 1, NULL, 10) == (unsigned long long)st->st_ino;
+}
+
+/* Decided once, before the first line: sd-daemon's "<N>" prefixes, or "hupwatch[PID]: level: ". */
+static void log_init(void)
+{
+	struct stat st;
+
+	hw.journal = fstat(STDERR_FILENO, &st) == 0 && names_journal(getenv("JOURNAL_STREAM"), &st);
+}
+
+/* The start of a log line: the journal takes the priority and names the process itself. */
+static int log_prefix(char *buf, size_t size, enum level level, bool journal, pid_t pid)
+{
+	static const char *const names[] = { "debug", "info", "warning", "error" };
+	static const char priorities[] = { '7', '6', '4', '3' }; /* LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR */
+
+	if (journal)
+		return snprintf(buf, size, "<%c>", priorities[level]);
+	return snprintf(buf, size, "hupwatch[%d]: %s: ", (int)pid, names[level]);
+}
+
 /* One line per event. What a generation or a command line put in it cannot start a line of its own. */
 static void logmsg(enum level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logmsg(enum level level, const char *fmt, ...)
 {
-	static const char *const names[] = { "debug", "info", "warning", "error" };
 	char text[1024], buf[1100];
 	va_list ap;
 	int n;
@@ -273,7 +313,7 @@ static void logmsg(enum level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	n = snprintf(buf, sizeof(buf), "hupwatch[%d]: %s: ", (int)getpid(), names[level]);
+	n = log_prefix(buf, sizeof(buf), level, hw.journal, getpid());
 	copy_printable(buf + n, sizeof(buf) - (size_t)n - 1, text, sizeof(text));
 	n += (int)strlen(buf + n);
 	buf[n++] = '\n';
@@ -1383,18 +1423,59 @@ static int notify_address(const char *name, struct sockaddr_un *sa, socklen_t *l
 	return 0;
 }
 
+/* sd_watchdog_enabled(3)'s rule: WATCHDOG_USEC is for us unless WATCHDOG_PID names another process. */
+static bool watchdog_is_mine(const char *pid, pid_t self)
+{
+	long long p;
+
+	return !pid || (parse_number(pid, INT_MAX, &p) == 0 && p == self);
+}
+
+/* The watchdog interval the service manager set for us, or 0 when there is none for us. */
+static nsec_t watchdog_interval(const char *usec, const char *pid, pid_t self)
+{
+	long long us;
+
+	if (!usec || !watchdog_is_mine(pid, self) || parse_number(usec, NEVER / 1000, &us) || us == 0)
+		return 0;
+	return (nsec_t)us * 1000;
+}
+
+/*
+ * Variables that name hupwatch's pid are hupwatch's: a generation that pinged WATCHDOG_PID's
+ * watchdog, or took SYSTEMD_EXEC_PID for its own, would speak for hupwatch.
+ */
+static void take_watchdog(void)
+{
+	const char *exec_pid = getenv("SYSTEMD_EXEC_PID");
+	pid_t self = getpid();
+	long long p;
+
+	if (hw.upstream.fd >= 0)
+		hw.upstream.watchdog = watchdog_interval(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"), self);
+	if (hw.upstream.watchdog)
+		logmsg(L_INFO, "watchdog: WATCHDOG=1 every %.3gs", seconds(hw.upstream.watchdog / 2));
+	if (watchdog_is_mine(getenv("WATCHDOG_PID"), self)) {
+		unsetenv("WATCHDOG_USEC");
+		unsetenv("WATCHDOG_PID");
+	}
+	if (exec_pid && parse_number(exec_pid, INT_MAX, &p) == 0 && p == self)
+		unsetenv("SYSTEMD_EXEC_PID");
+}
+
 static void upstream_init(void)
 {
 	const char *name = getenv("NOTIFY_SOCKET");
 
-	if (!name)
-		return;
-	if (notify_address(name, &hw.upstream.addr, &hw.upstream.len) == 0)
-		hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (hw.upstream.fd < 0)
-		logmsg(L_WARNING, "cannot use NOTIFY_SOCKET '%s'; not notifying the service manager", name);
-	/* It is ours: a child that sent READY=1 there would be taken for hupwatch itself. */
-	unsetenv("NOTIFY_SOCKET");
+	if (name) {
+		if (notify_address(name, &hw.upstream.addr, &hw.upstream.len) == 0)
+			hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (hw.upstream.fd < 0)
+			logmsg(L_WARNING, "cannot use NOTIFY_SOCKET '%s'; not notifying the service manager", name);
+		/* It is ours: a child that sent READY=1 there would be taken for hupwatch itself. */
+		unsetenv("NOTIFY_SOCKET");
+	}
+	take_watchdog();
 }
 
 static void upstream_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1414,6 +1495,53 @@ static void upstream_send(const char *fmt, ...)
 	if (sendto(hw.upstream.fd, buf, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&hw.upstream.addr,
 		   hw.upstream.len) < 0)
 		logmsg(L_DEBUG, "cannot notify the service manager: %s", strerror(errno));
+}
+
+/* The watchdog's ping, when due: the one timer hupwatch keeps while idle, and only with a watchdog. */
+static nsec_t watchdog_due(void)
+{
+	return hw.upstream.watchdog ? hw.upstream.watchdog_next : NEVER;
+}
+
+static void upstream_watchdog(nsec_t t)
+{
+	if (!hw.upstream.watchdog || t < hw.upstream.watchdog_next)
+		return;
+	upstream_send("WATCHDOG=1");
+	hw.upstream.watchdog_next = t + hw.upstream.watchdog / 2;
+}
+
+/*
+ * Hand fd to the service manager's file descriptor store under name (one datagram, the fd by
+ * SCM_RIGHTS): it keeps it open over a restart of hupwatch and passes it back by LISTEN_FDS.
+ */
+static int upstream_store(int fd, const char *name)
+{
+	char text[320];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { text, 0 };
+	struct msghdr msg = { .msg_name = &hw.upstream.addr, .msg_namelen = hw.upstream.len, .msg_iov = &iov,
+			      .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
+	struct cmsghdr *c;
+	int n = snprintf(text, sizeof(text), "FDSTORE=1\nFDNAME=%s", name);
+
+	if (hw.upstream.fd < 0 || n < 0 || (size_t)n >= sizeof(text))
+		return -1;
+	iov.iov_len = (size_t)n;
+	memset(&control, 0, sizeof(control));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+	if (sendmsg(hw.upstream.fd, &msg, MSG_NOSIGNAL) < 0) {
+		logmsg(L_WARNING, "cannot store fd %d in the service manager's fd store: %s", fd, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- sockets ------------------------------------------------------------------------------ */
@@ -1438,7 +1566,7 @@ static void add_listener(int fd, char *name, char *label, char *unix_path)
 		exit(EXIT_FAILURE_OWN);
 	}
 	hw.sock.list = grown;
-	hw.sock.list[hw.sock.n++] = (struct listener){ fd, name, label, unix_path };
+	hw.sock.list[hw.sock.n++] = (struct listener){ .fd = fd, .name = name, .label = label, .unix_path = unix_path };
 }
 
 /* Socket activation: sockets systemd (or anything speaking its protocol) passed to hupwatch. */
@@ -1468,7 +1596,6 @@ static void take_activated_sockets(void)
 			}
 			snprintf(label, sizeof(label), "activated fd %d (%s)", 3 + i, fdname);
 			add_listener(3 + i, fdname, xstrdup(label), NULL);
-			logmsg(L_INFO, "listening on %s", label);
 		}
 	}
 	unsetenv("LISTEN_PID");
@@ -1575,8 +1702,61 @@ static int listen_inet(const struct address *a, int backlog, const char **why)
 	return fd;
 }
 
+/* The first of n passed sockets (fd >= 0) named name, or -1. */
+static int find_listener(const struct listener *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i].fd >= 0 && strcmp(list[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static bool is_listening(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+/*
+ * A passed socket named as --listen spec would be (fd_name()) is that socket, given back by the
+ * fd store after a restart of hupwatch: take it out of the passed ones, to use instead of binding
+ * anew. Returns its fd, or -1.
+ */
+static int take_passed(const char *spec)
+{
+	char *name = fd_name(spec);
+	int i = find_listener(hw.sock.list, hw.sock.n, name), fd;
+
+	free(name);
+	if (i < 0 || !is_listening(hw.sock.list[i].fd))
+		return -1;
+	fd = hw.sock.list[i].fd;
+	free(hw.sock.list[i].name);
+	free(hw.sock.list[i].label);
+	hw.sock.n--;
+	memmove(hw.sock.list + i, hw.sock.list + i + 1, (hw.sock.n - (size_t)i) * sizeof(*hw.sock.list));
+	return fd;
+}
+
+/*
+ * Passed sockets that are --listen's are used for it (reuse[i], else -1); the others, socket
+ * activation's, come first and keep their names.
+ */
+static void sort_passed(int *reuse)
+{
+	for (size_t i = 0; i < hw.cfg.nlisten; i++)
+		reuse[i] = take_passed(hw.cfg.listen[i]);
+	for (size_t i = 0; i < hw.sock.n; i++)
+		logmsg(L_INFO, "listening on %s", hw.sock.list[i].label);
+}
+
 static int open_listeners(void)
 {
+	int reuse[hw.cfg.nlisten ? hw.cfg.nlisten : 1];
+
+	sort_passed(reuse);
 	for (size_t i = 0; i < hw.cfg.nlisten; i++) {
 		const char *spec = hw.cfg.listen[i], *why = NULL;
 		struct address a;
@@ -1584,6 +1764,16 @@ static int open_listeners(void)
 		int fd;
 
 		parse_address(spec, &a); /* validated by parse_options */
+		if (reuse[i] >= 0) {
+			if (a.family == AF_UNIX)
+				snprintf(label, sizeof(label), "unix:%s", a.path);
+			else
+				describe_sockname(reuse[i], label, sizeof(label));
+			add_listener(reuse[i], fd_name(spec), xstrdup(label), NULL);
+			logmsg(L_INFO, "listening on %s (fd %d, passed back by the service manager)", label,
+			       3 + (int)hw.sock.n - 1);
+			continue;
+		}
 		if (a.family == AF_UNIX) {
 			fd = listen_unix(&a, hw.cfg.backlog);
 			if (fd < 0)
@@ -1599,9 +1789,31 @@ static int open_listeners(void)
 			return -1;
 		}
 		add_listener(fd, fd_name(spec), xstrdup(label), a.family == AF_UNIX ? xstrdup(a.path) : NULL);
+		hw.sock.list[hw.sock.n - 1].fresh = true;
 		logmsg(L_INFO, "listening on %s (fd %d)", label, 3 + (int)hw.sock.n - 1);
 	}
 	return 0;
+}
+
+/*
+ * Under systemd, each socket hupwatch bound itself goes to the fd store, once: a restart of
+ * hupwatch (systemctl restart, a crash, the watchdog) gets it back, and connections queue in its
+ * backlog meanwhile instead of being refused. Socket activation's are the socket unit's already:
+ * stored too, systemd would pass them twice. A stored unix socket's file stays when hupwatch exits.
+ */
+static void store_listeners(void)
+{
+	if (hw.upstream.fd < 0)
+		return;
+	for (size_t i = 0; i < hw.sock.n; i++) {
+		struct listener *l = &hw.sock.list[i];
+
+		if (!l->fresh || upstream_store(l->fd, l->name))
+			continue;
+		logmsg(L_DEBUG, "offered %s to the service manager's fd store as '%s'", l->label, l->name);
+		free(l->unix_path);
+		l->unix_path = NULL;
+	}
 }
 
 /* LISTEN_FDNAMES: the sockets' names joined by ':', the same for every generation. */
@@ -2069,7 +2281,7 @@ static void write_status(void)
 static void enter(enum hw_state s)
 {
 	if (s == HW_STOPPING && hw.state != HW_STOPPING)
-		upstream_send("STOPPING=1");
+		upstream_send("STOPPING=1\nSTATUS=stopping");
 	hw.state = s;
 	hw.status_dirty = true;
 }
@@ -2080,6 +2292,19 @@ static void upstream_ready(void)
 
 	if (cur)
 		upstream_send("READY=1\nSTATUS=gen %u pid %d is current", cur->number, (int)cur->pid);
+}
+
+/* After RELOADING=1 always READY=1 (else systemd stays "reloading"), and a STATUS= that says what failed. */
+static void upstream_reload_failed(unsigned number, const char *reason)
+{
+	const struct generation *cur = current_gen();
+	char text[256];
+
+	if (!cur)
+		return; /* nothing serves: hupwatch shuts down, and STOPPING=1 ends the reload */
+	copy_printable(text, sizeof(text), reason, strlen(reason));
+	upstream_send("READY=1\nSTATUS=reload %u failed: gen %u %s; gen %u pid %d current", hw.reload.count,
+		      number, text, cur->number, (int)cur->pid);
 }
 
 /* Does hupwatch still wait for g before exiting? Old drains are not waited for without -k. */
@@ -2166,7 +2391,7 @@ static void report_failure(unsigned number, const char *reason, int status)
 	if (hw.reload.state == RELOAD_IN_PROGRESS) {
 		hw.reload.state = RELOAD_FAILED;
 		snprintf(hw.reload.reason, sizeof(hw.reload.reason), "gen %u failed: %s", number, reason);
-		upstream_ready();
+		upstream_reload_failed(number, reason);
 	}
 	if (!cur && hw.state != HW_STOPPING) /* generation 1, or the replacement of a dead current one */
 		begin_shutdown(SERVICE_DOWN, hw.exit.lost_current ? hw.exit.lost_status : status);
@@ -2211,7 +2436,8 @@ static void start_reload(void)
 	hw.reload.covers = hw.reload.requests;
 	hw.reload.reason[0] = '\0';
 	hw.reload.generation = hw.last_number + 1;
-	upstream_send("RELOADING=1\nMONOTONIC_USEC=%" PRId64, hw.reload.started / 1000);
+	upstream_send("RELOADING=1\nSTATUS=reloading: gen %u starting\nMONOTONIC_USEC=%" PRId64,
+		      hw.reload.generation, hw.reload.started / 1000);
 	if (!spawn(why, sizeof(why), &status))
 		report_failure(hw.reload.generation, why, status);
 	hw.status_dirty = true;
@@ -2574,11 +2800,14 @@ static void read_notify(void)
 	}
 }
 
-/* The nearest thing due: the starting generation's verdict, a SIGKILL, a rate-limit count. */
+/* The nearest thing due: the starting generation's verdict, a SIGKILL, a rate-limit count, a watchdog ping. */
 static nsec_t next_deadline(void)
 {
 	struct generation *s = starting_gen();
 	nsec_t next = ratelimit_due(&hw.notify.drops), n;
+
+	if (watchdog_due() < next)
+		next = watchdog_due();
 	const char *how;
 
 	if (s && hw.state != HW_STOPPING) {
@@ -2747,6 +2976,7 @@ static int setup(void)
 		return -1;
 	join_fdnames();
 	upstream_init();
+	store_listeners();
 	hw.starttime = process_starttime(getpid());
 	snprintf(hw.notify.drops.what, sizeof(hw.notify.drops.what), "dropped notify");
 	return 0;
@@ -2797,6 +3027,7 @@ static void run_due(void)
 {
 	nsec_t t = now();
 
+	upstream_watchdog(t);
 	check_starting(t);
 	run_pending_reload();
 	check_stopping(t);
@@ -3020,6 +3251,7 @@ int main(int argc, char **argv)
 
 	/* Nothing of ours may land on fds 0-2, nothing inherited passes on above them. */
 	ensure_stdio();
+	log_init();
 	cloexec_inherited();
 	/* Parse and validate every argument before anything starts. */
 	rc = parse_options(argc, argv, &hw.cfg);

@@ -519,6 +519,13 @@ class Issue12Test(SystemdCase):
         self.assertEqual(load.failed, 0, load.summary())
         self.assertNotEqual(self.main_pid(), main, "a real restart")
         self.assertEqual(self.c.prop(self.unit, "NFileDescriptorStore"), "1")
+        # the socket came back from the store, under --listen's name, and was not bound anew
+        self.wait_journal(r"listening on 127\.0\.0\.1:%d \(fd 3, passed back by the service manager\)"
+                          % self.port)
+        gen = self.wait_answer(gen=1)
+        env = self.c.environ(gen["pid"])
+        self.assertEqual((env.get("LISTEN_FDS"), env.get("LISTEN_FDNAMES")),
+                         ("1", "127.0.0.1_%d" % self.port), env)
 
     @needs(HAS_FDSTORE, "FDSTORE=1")
     def test_fd_store_does_not_store_activated_sockets(self):
