@@ -143,6 +143,7 @@ struct generation {
 	bool main_exited; /* its main process is reaped; the rest of its group may live on */
 	int main_status;  /* its wait status, once main_exited */
 	bool notified;    /* READY=1 received */
+	nsec_t watchdog_at; /* its last WATCHDOG=1; 0: it never sent one, and is not watched */
 	bool probe_ok;
 	pid_t probe_pid;
 	nsec_t probe_next;
@@ -179,6 +180,7 @@ struct address {
 /* One sd_notify datagram, as far as hupwatch cares. */
 struct notify_msg {
 	bool ready;
+	bool watchdog;
 	bool has_status;
 	char status[256];
 };
@@ -614,6 +616,8 @@ static int parse_notify(const char *buf, size_t len, struct notify_msg *m)
 			return -1;
 		if (n == 7 && memcmp(p, "READY=1", 7) == 0)
 			m->ready = true;
+		else if (n == 10 && memcmp(p, "WATCHDOG=1", 10) == 0)
+			m->watchdog = true;
 		else if (n >= 7 && memcmp(p, "STATUS=", 7) == 0) {
 			copy_printable(m->status, sizeof(m->status), p + 7, n - 7);
 			m->has_status = true;
@@ -1538,7 +1542,7 @@ static int upstream_store(int fd, const char *name)
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
 	if (sendmsg(hw.upstream.fd, &msg, MSG_NOSIGNAL) < 0) {
-		logmsg(L_WARNING, "cannot store fd %d in the service manager's fd store: %s", fd, strerror(errno));
+		logmsg(L_DEBUG, "cannot store fd %d in the service manager's fd store: %s", fd, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -1744,9 +1748,9 @@ static int take_passed(const char *spec)
  * Passed sockets that are --listen's are used for it (reuse[i], else -1); the others, socket
  * activation's, come first and keep their names.
  */
-static void sort_passed(int *reuse)
+static void sort_passed(int *reuse, size_t n)
 {
-	for (size_t i = 0; i < hw.cfg.nlisten; i++)
+	for (size_t i = 0; i < n; i++)
 		reuse[i] = take_passed(hw.cfg.listen[i]);
 	for (size_t i = 0; i < hw.sock.n; i++)
 		logmsg(L_INFO, "listening on %s", hw.sock.list[i].label);
@@ -1754,10 +1758,11 @@ static void sort_passed(int *reuse)
 
 static int open_listeners(void)
 {
-	int reuse[hw.cfg.nlisten ? hw.cfg.nlisten : 1];
+	size_t n = hw.cfg.nlisten;
+	int reuse[n ? n : 1];
 
-	sort_passed(reuse);
-	for (size_t i = 0; i < hw.cfg.nlisten; i++) {
+	sort_passed(reuse, n);
+	for (size_t i = 0; i < n; i++) {
 		const char *spec = hw.cfg.listen[i], *why = NULL;
 		struct address a;
 		char label[sizeof(a.path) + 8];
@@ -1979,6 +1984,12 @@ static _Noreturn void exec_generation(unsigned number, int errfd)
 		exec_failed(errfd, REPORT_SOCKETS, errno);
 	if (hw.cfg.notify)
 		setenv("NOTIFY_SOCKET", hw.notify.name, 1);
+	if (hw.cfg.notify && hw.upstream.watchdog) { /* a watchdog of its own, on hupwatch's socket */
+		snprintf(num, sizeof(num), "%" PRId64, hw.upstream.watchdog / 1000);
+		setenv("WATCHDOG_USEC", num, 1);
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		setenv("WATCHDOG_PID", num, 1);
+	}
 	snprintf(num, sizeof(num), "%u", number);
 	setenv("HUPWATCH_GENERATION", num, 1);
 	execvp(hw.cfg.command[0], hw.cfg.command);
@@ -2544,6 +2555,45 @@ static void exec_reported(struct generation *g, nsec_t t)
 		fail_starting(g, why, status, t);
 }
 
+/*
+ * A generation that sends WATCHDOG=1 (with --notify under a watchdog it gets WATCHDOG_USEC of its
+ * own) is hung when a whole interval passes without one: while it starts or serves, not while it
+ * drains.
+ */
+static nsec_t hung_at(const struct generation *g)
+{
+	if (!hw.upstream.watchdog || !g->watchdog_at || (g->state != GEN_STARTING && g->state != GEN_CURRENT))
+		return NEVER;
+	return g->watchdog_at + hw.upstream.watchdog;
+}
+
+/*
+ * A hung starting generation fails, as one never ready does. A hung current one is the service
+ * down with hupwatch still running: the service manager is asked to act as on its own watchdog's
+ * timeout (WATCHDOG=trigger: WatchdogSignal= to hupwatch, then what Restart= says), and hupwatch
+ * stops pinging.
+ */
+static void check_hung(nsec_t t)
+{
+	for (struct generation *g = hw.gens; g; g = g->next) {
+		char reason[64];
+
+		if (t < hung_at(g))
+			continue;
+		snprintf(reason, sizeof(reason), "hung: no WATCHDOG=1 for %.2fs", seconds(t - g->watchdog_at));
+		g->watchdog_at = 0;
+		if (g->state == GEN_STARTING) {
+			fail_starting(g, reason, EXIT_NOT_READY, t);
+			return;
+		}
+		logmsg(L_ERROR, "gen %u pid %d %s; asking the service manager to act (WATCHDOG=trigger)", g->number,
+		       (int)g->pid, reason);
+		upstream_send("STATUS=gen %u pid %d %s\nWATCHDOG=trigger", g->number, (int)g->pid, reason);
+		hw.upstream.watchdog = 0;
+		return;
+	}
+}
+
 static void check_stopping(nsec_t t)
 {
 	for (struct generation *g = hw.gens, *next; g; g = next) {
@@ -2773,6 +2823,8 @@ static void take_notify(pid_t pid, const char *buf, size_t n, bool truncated)
 	}
 	if (m.has_status && ratelimit_allow(&g->status_lines, now()))
 		logmsg(L_INFO, "gen %u pid %d status: %s", g->number, (int)g->pid, m.status);
+	if (m.watchdog)
+		g->watchdog_at = now();
 	if (m.ready && g->state == GEN_STARTING)
 		g->notified = true;
 	else if (m.ready)
@@ -2820,6 +2872,8 @@ static nsec_t next_deadline(void)
 			next = g->kill_at;
 		if (ratelimit_due(&g->status_lines) < next)
 			next = ratelimit_due(&g->status_lines);
+		if (hung_at(g) < next)
+			next = hung_at(g);
 	}
 	return next;
 }
@@ -3028,6 +3082,7 @@ static void run_due(void)
 	nsec_t t = now();
 
 	upstream_watchdog(t);
+	check_hung(t);
 	check_starting(t);
 	run_pending_reload();
 	check_stopping(t);

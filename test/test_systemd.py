@@ -597,6 +597,24 @@ class Issue12Test(SystemdCase):
         if "WATCHDOG_USEC" in env:      # allowed only as the generation's own watchdog
             self.assertEqual(env.get("WATCHDOG_PID"), gen["pid"], env)
 
+    @needs(HAS_WATCHDOG, "WATCHDOG=1")
+    def test_hung_generation_restarts_the_service(self):
+        # gen 1 pings its own watchdog (WATCHDOG_USEC/WATCHDOG_PID of its own, on hupwatch's socket),
+        # then stops: hupwatch asks systemd to act (WATCHDOG=trigger), and Restart= starts it again.
+        self.service(extra="WatchdogSec=2\nRestart=on-failure\nRestartSec=0.2", app_args="--hang-after 1")
+        self.start()
+        main = self.main_pid()
+        gen = self.get()
+        env = self.c.environ(gen["pid"])
+        self.assertEqual((env.get("WATCHDOG_USEC"), env.get("WATCHDOG_PID")), ("2000000", gen["pid"]), env)
+        self.wait_journal(r"gen 1 pid %s hung: no WATCHDOG=1 for 2\.\d\ds; asking the service manager "
+                          r"to act \(WATCHDOG=trigger\)" % gen["pid"], timeout=10)
+        self.wait_journal(r"Watchdog request", timeout=5)
+        wait_for(lambda: self.c.prop(self.unit, "NRestarts") == "1", 15, "NRestarts=1")
+        self.wait_state("active")
+        self.assertNotEqual(self.main_pid(), main)
+        self.assertNotEqual(self.wait_answer(gen=1)["pid"], gen["pid"])
+
     @needs(HAS_FDSTORE, "FDSTORE=1")
     def test_restart_with_fd_store_refuses_nothing(self):
         self.service(extra="FileDescriptorStoreMax=4")

@@ -2896,7 +2896,7 @@ static void test_sort_passed(void **state)
 	add_listener(a, xstrdup("127.0.0.1_8080"), xstrdup("a"), NULL);
 	hw.cfg.listen = listen;
 	hw.cfg.nlisten = COUNT(listen);
-	sort_passed(reuse);
+	sort_passed(reuse, COUNT(reuse));
 	assert_int_equal(reuse[0], a);
 	assert_int_equal(reuse[1], b);
 	assert_int_equal(reuse[2], -1);
@@ -2977,6 +2977,71 @@ static void test_reload_status_texts(void **state)
 	close(hw.upstream.fd);
 }
 
+static void test_notify_watchdog(void **state)
+{
+	struct notify_msg m;
+
+	(void)state;
+	assert_int_equal(notify_str("WATCHDOG=1", &m), 0);
+	assert_true(m.watchdog);
+	assert_false(m.ready);
+	assert_int_equal(notify_str("READY=1\nWATCHDOG=1\n", &m), 0);
+	assert_true(m.watchdog && m.ready);
+	assert_int_equal(notify_str("WATCHDOG=trigger", &m), 0);
+	assert_false(m.watchdog);
+	assert_int_equal(notify_str("WATCHDOG=10", &m), 0);
+	assert_false(m.watchdog);
+	assert_int_equal(notify_str("WATCHDOG_USEC=1", &m), 0);
+	assert_false(m.watchdog);
+}
+
+/*
+ * A generation is watched once it has pinged, while it starts or serves; a whole interval without
+ * a ping: a starting one fails, a current one makes hupwatch ask for WATCHDOG=trigger and stop
+ * pinging.
+ */
+static void test_hung_generations(void **state)
+{
+	pid_t cur_pid = start_idle(), new_pid = start_idle();
+	struct generation *cur = add_gen(1, cur_pid, GEN_CURRENT), *g = add_gen(2, new_pid, GEN_STARTING);
+	char buf[256], want[256];
+	nsec_t t = now();
+	int rx;
+
+	(void)state;
+	assert_int_equal(hung_at(cur), NEVER); /* no watchdog */
+	rx = upstream_receiver();
+	hw.upstream.watchdog = SEC(2);
+	hw.upstream.watchdog_next = t + SEC(1);
+	assert_int_equal(hung_at(cur), NEVER); /* never pinged: not watched */
+	hw.reload.count = 1;
+	hw.reload.state = RELOAD_IN_PROGRESS;
+	hw.reload.generation = 2;
+	cur->watchdog_at = t - MSEC(100);
+	g->watchdog_at = t - SEC(3);
+	assert_int_equal(hung_at(cur), t + SEC(2) - MSEC(100));
+	assert_int_equal(next_deadline() <= t, true); /* g is overdue */
+	check_hung(t);
+	assert_int_equal(g->state, GEN_FAILED);
+	assert_int_equal(strncmp(hw.reload.reason, "gen 2 failed: hung: no WATCHDOG=1 for 3.00s", 43), 0);
+	assert_int_equal(hung_at(g), NEVER);
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_int_equal(strncmp(buf, "READY=1\nSTATUS=reload 1 failed: gen 2 hung", 42), 0);
+	assert_int_equal(next_deadline(), t + SEC(1)); /* hupwatch's own ping comes before cur's limit */
+
+	check_hung(t + SEC(2) - MSEC(101)); /* not yet */
+	assert_int_equal(hw.upstream.watchdog, SEC(2));
+	check_hung(t + SEC(2));
+	snprintf(want, sizeof(want), "STATUS=gen 1 pid %d hung: no WATCHDOG=1 for 2.10s\nWATCHDOG=trigger", (int)cur_pid);
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_string_equal(buf, want);
+	assert_int_equal(hw.upstream.watchdog, 0); /* hupwatch's own pings stop */
+	assert_int_equal(watchdog_due(), NEVER);
+	assert_int_equal(cur->state, GEN_CURRENT); /* systemd acts; hupwatch does not stop it itself */
+	close(rx);
+	close(hw.upstream.fd);
+}
+
 /* ---- regressions from fuzzing (test/fuzz/regressions/) ----------------------------------- */
 
 /* (none yet) */
@@ -3011,6 +3076,8 @@ int main(void)
 		TEST(test_sort_passed),
 		TEST(test_store_listeners),
 		TEST(test_reload_status_texts),
+		TEST(test_notify_watchdog),
+		TEST(test_hung_generations),
 		TEST(test_notify_address),
 		TEST(test_notify_ready),
 		TEST(test_notify_status),
