@@ -12,6 +12,9 @@ namespace.
 When this machine cannot boot the container (not root, no systemd-nspawn, the boot fails or times out)
 every test is skipped with that one reason, printed once on stderr.
 
+ExampleTest runs examples/hupwatch.service and examples/hupwatch.socket as shipped (paths, port and app
+substituted, no User=): start, reloads good and broken, restart under load with the fd store, stop.
+
 Issue12Test holds the tests of what issue 12 asks for. Each is skipped with 'needs feature X (issue 12)'
 until a probe of the hupwatch binary under test finds X, and then runs: the protocol strings it must
 send (WATCHDOG=1, FDSTORE=1, JOURNAL_STREAM), --respawn in --help, and for STATUS= texts a short run of
