@@ -161,6 +161,7 @@ struct generation {
 	bool main_exited; /* its main process is reaped; the rest of its group may live on */
 	int main_status;  /* its wait status, once main_exited */
 	bool notified;    /* READY=1 received */
+	nsec_t watchdog_at; /* its last WATCHDOG=1; 0: it never sent one, and is not watched */
 	bool probe_ok;
 	pid_t probe_pid;
 	nsec_t probe_next;
@@ -172,7 +173,8 @@ struct listener {
 	int fd;
 	char *name;  /* LISTEN_FDNAMES entry */
 	char *label; /* for logs */
-	char *unix_path;
+	char *unix_path; /* removed at exit; NULL when the socket outlives hupwatch (a socket unit, the fd store) */
+	bool fresh;      /* bound by this hupwatch: offered to the fd store once */
 };
 
 /* hupwatch's own lifecycle, as the status file's state= shows it. */
@@ -196,6 +198,7 @@ struct address {
 /* One sd_notify datagram, as far as hupwatch cares. */
 struct notify_msg {
 	bool ready;
+	bool watchdog;
 	bool has_status;
 	char status[256];
 };
@@ -209,6 +212,7 @@ static struct {
 	char *workdir;
 	unsigned long long starttime;
 	bool status_dirty; /* the status file is behind: the loop writes it before it sleeps */
+	bool journal;      /* stderr is the journal (JOURNAL_STREAM): log lines in its format */
 	struct {
 		bool pending;     /* a SIGHUP came while a generation was starting */
 		unsigned requests; /* SIGHUPs taken; --reload matches its own by this count */
@@ -242,6 +246,8 @@ static struct {
 		char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* NOTIFY_SOCKET as given */
 		struct sockaddr_un addr;
 		socklen_t len;
+		nsec_t watchdog;      /* WATCHDOG_USEC, ours to keep: WATCHDOG=1 every half of it (0: none) */
+		nsec_t watchdog_next; /* the next WATCHDOG=1 */
 	} upstream;
 	struct {
 		char *exe;  /* the binary's path, resolved at start: an upgrade runs the file there now */
@@ -308,11 +314,47 @@ static void copy_printable(char *dst, size_t size, const char *src, size_t n)
 	dst[i] = '\0';
 }
 
+/*
+ * JOURNAL_STREAM=DEV:INO (decimal) names the journal's stream socket; is it the file st describes?
+ * Then stderr is the journal (a redirection in between, and it is not).
+ */
+static bool names_journal(const char *stream, const struct stat *st)
+{
+	static const char digits[] = "0123456789";
+	size_t a = stream ? strspn(stream, digits) : 0, b;
+
+	if (a == 0 || stream[a] != ':')
+		return false;
+	b = strspn(stream + a + 1, digits);
+	if (b == 0 || stream[a + 1 + b] != '\0')
+		return false;
+	return strtoull(stream, NULL, 10) == (unsigned long long)st->st_dev &&
+	       strtoull(stream + a + 1, NULL, 10) == (unsigned long long)st->st_ino;
+}
+
+/* Decided once, before the first line: sd-daemon's "<N>" prefixes, or "hupwatch[PID]: level: ". */
+static void log_init(void)
+{
+	struct stat st;
+
+	hw.journal = fstat(STDERR_FILENO, &st) == 0 && names_journal(getenv("JOURNAL_STREAM"), &st);
+}
+
+/* The start of a log line: the journal takes the priority and names the process itself. */
+static int log_prefix(char *buf, size_t size, enum level level, bool journal, pid_t pid)
+{
+	static const char *const names[] = { "debug", "info", "warning", "error" };
+	static const char priorities[] = { '7', '6', '4', '3' }; /* LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR */
+
+	if (journal)
+		return snprintf(buf, size, "<%c>", priorities[level]);
+	return snprintf(buf, size, "hupwatch[%d]: %s: ", (int)pid, names[level]);
+}
+
 /* One line per event. What a generation or a command line put in it cannot start a line of its own. */
 static void logmsg(enum level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logmsg(enum level level, const char *fmt, ...)
 {
-	static const char *const names[] = { "debug", "info", "warning", "error" };
 	char text[1024], buf[1100];
 	va_list ap;
 	int n;
@@ -322,7 +364,7 @@ static void logmsg(enum level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	n = snprintf(buf, sizeof(buf), "hupwatch[%d]: %s: ", (int)getpid(), names[level]);
+	n = log_prefix(buf, sizeof(buf), level, hw.journal, getpid());
 	copy_printable(buf + n, sizeof(buf) - (size_t)n - 1, text, sizeof(text));
 	n += (int)strlen(buf + n);
 	buf[n++] = '\n';
@@ -623,6 +665,8 @@ static int parse_notify(const char *buf, size_t len, struct notify_msg *m)
 			return -1;
 		if (n == 7 && memcmp(p, "READY=1", 7) == 0)
 			m->ready = true;
+		else if (n == 10 && memcmp(p, "WATCHDOG=1", 10) == 0)
+			m->watchdog = true;
 		else if (n >= 7 && memcmp(p, "STATUS=", 7) == 0) {
 			copy_printable(m->status, sizeof(m->status), p + 7, n - 7);
 			m->has_status = true;
@@ -1512,19 +1556,60 @@ static int notify_address(const char *name, struct sockaddr_un *sa, socklen_t *l
 	return 0;
 }
 
+/* sd_watchdog_enabled(3)'s rule: WATCHDOG_USEC is for us unless WATCHDOG_PID names another process. */
+static bool watchdog_is_mine(const char *pid, pid_t self)
+{
+	long long p;
+
+	return !pid || (parse_number(pid, INT_MAX, &p) == 0 && p == self);
+}
+
+/* The watchdog interval the service manager set for us, or 0 when there is none for us. */
+static nsec_t watchdog_interval(const char *usec, const char *pid, pid_t self)
+{
+	long long us;
+
+	if (!usec || !watchdog_is_mine(pid, self) || parse_number(usec, NEVER / 1000, &us) || us == 0)
+		return 0;
+	return (nsec_t)us * 1000;
+}
+
+/*
+ * Variables that name hupwatch's pid are hupwatch's: a generation that pinged WATCHDOG_PID's
+ * watchdog, or took SYSTEMD_EXEC_PID for its own, would speak for hupwatch.
+ */
+static void take_watchdog(void)
+{
+	const char *exec_pid = getenv("SYSTEMD_EXEC_PID");
+	pid_t self = getpid();
+	long long p;
+
+	if (hw.upstream.fd >= 0)
+		hw.upstream.watchdog = watchdog_interval(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"), self);
+	if (hw.upstream.watchdog)
+		logmsg(L_INFO, "watchdog: WATCHDOG=1 every %.3gs", seconds(hw.upstream.watchdog / 2));
+	if (watchdog_is_mine(getenv("WATCHDOG_PID"), self)) {
+		unsetenv("WATCHDOG_USEC");
+		unsetenv("WATCHDOG_PID");
+	}
+	if (exec_pid && parse_number(exec_pid, INT_MAX, &p) == 0 && p == self)
+		unsetenv("SYSTEMD_EXEC_PID");
+}
+
 static void upstream_init(void)
 {
 	const char *name = getenv("NOTIFY_SOCKET");
 
-	if (!name)
-		return;
-	snprintf(hw.upstream.name, sizeof(hw.upstream.name), "%s", name);
-	if (notify_address(name, &hw.upstream.addr, &hw.upstream.len) == 0)
-		hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (hw.upstream.fd < 0)
-		logmsg(L_WARNING, "cannot use NOTIFY_SOCKET '%s'; not notifying the service manager", name);
-	/* It is ours: a child that sent READY=1 there would be taken for hupwatch itself. */
-	unsetenv("NOTIFY_SOCKET");
+	if (name) {
+		snprintf(hw.upstream.name, sizeof(hw.upstream.name), "%s", name);
+		if (notify_address(name, &hw.upstream.addr, &hw.upstream.len) == 0)
+			hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (hw.upstream.fd < 0)
+			logmsg(L_WARNING, "cannot use NOTIFY_SOCKET '%s'; not notifying the service manager", name);
+		/* It is ours: a child that sent READY=1 there would be taken for hupwatch itself. */
+		unsetenv("NOTIFY_SOCKET");
+	}
+	take_watchdog();
 }
 
 static void upstream_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1544,6 +1629,53 @@ static void upstream_send(const char *fmt, ...)
 	if (sendto(hw.upstream.fd, buf, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&hw.upstream.addr,
 		   hw.upstream.len) < 0)
 		logmsg(L_DEBUG, "cannot notify the service manager: %s", strerror(errno));
+}
+
+/* The watchdog's ping, when due: the one timer hupwatch keeps while idle, and only with a watchdog. */
+static nsec_t watchdog_due(void)
+{
+	return hw.upstream.watchdog ? hw.upstream.watchdog_next : NEVER;
+}
+
+static void upstream_watchdog(nsec_t t)
+{
+	if (!hw.upstream.watchdog || t < hw.upstream.watchdog_next)
+		return;
+	upstream_send("WATCHDOG=1");
+	hw.upstream.watchdog_next = t + hw.upstream.watchdog / 2;
+}
+
+/*
+ * Hand fd to the service manager's file descriptor store under name (one datagram, the fd by
+ * SCM_RIGHTS): it keeps it open over a restart of hupwatch and passes it back by LISTEN_FDS.
+ */
+static int upstream_store(int fd, const char *name)
+{
+	char text[320];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { text, 0 };
+	struct msghdr msg = { .msg_name = &hw.upstream.addr, .msg_namelen = hw.upstream.len, .msg_iov = &iov,
+			      .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
+	struct cmsghdr *c;
+	int n = snprintf(text, sizeof(text), "FDSTORE=1\nFDNAME=%s", name);
+
+	if (hw.upstream.fd < 0 || n < 0 || (size_t)n >= sizeof(text))
+		return -1;
+	iov.iov_len = (size_t)n;
+	memset(&control, 0, sizeof(control));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+	if (sendmsg(hw.upstream.fd, &msg, MSG_NOSIGNAL) < 0) {
+		logmsg(L_DEBUG, "cannot store fd %d in the service manager's fd store: %s", fd, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- sockets ------------------------------------------------------------------------------ */
@@ -1568,7 +1700,7 @@ static void add_listener(int fd, char *name, char *label, char *unix_path)
 		exit(EXIT_FAILURE_OWN);
 	}
 	hw.sock.list = grown;
-	hw.sock.list[hw.sock.n++] = (struct listener){ fd, name, label, unix_path };
+	hw.sock.list[hw.sock.n++] = (struct listener){ .fd = fd, .name = name, .label = label, .unix_path = unix_path };
 }
 
 /* Socket activation: sockets systemd (or anything speaking its protocol) passed to hupwatch. */
@@ -1598,7 +1730,6 @@ static void take_activated_sockets(void)
 			}
 			snprintf(label, sizeof(label), "activated fd %d (%s)", 3 + i, fdname);
 			add_listener(3 + i, fdname, xstrdup(label), NULL);
-			logmsg(L_INFO, "listening on %s", label);
 		}
 	}
 	unsetenv("LISTEN_PID");
@@ -1703,6 +1834,56 @@ static int listen_inet(const struct address *a, int backlog, const char **why)
 	if (fd < 0)
 		*why = strerror(errno);
 	return fd;
+}
+
+/* The first of n passed sockets (fd >= 0) named name, or -1. */
+static int find_listener(const struct listener *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i].fd >= 0 && strcmp(list[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static bool is_listening(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+/*
+ * A passed socket named as --listen spec would be (fd_name()) is that socket, given back by the
+ * fd store after a restart of hupwatch: take it out of the passed ones, to use instead of binding
+ * anew. Returns its fd, or -1.
+ */
+static int take_passed(const char *spec)
+{
+	char *name = fd_name(spec);
+	int i = find_listener(hw.sock.list, hw.sock.n, name), fd;
+
+	free(name);
+	if (i < 0 || !is_listening(hw.sock.list[i].fd))
+		return -1;
+	fd = hw.sock.list[i].fd;
+	free(hw.sock.list[i].name);
+	free(hw.sock.list[i].label);
+	hw.sock.n--;
+	memmove(hw.sock.list + i, hw.sock.list + i + 1, (hw.sock.n - (size_t)i) * sizeof(*hw.sock.list));
+	return fd;
+}
+
+/*
+ * Passed sockets that are --listen's are used for it (reuse[i], else -1); the others, socket
+ * activation's, come first and keep their names.
+ */
+static void sort_passed(int *reuse, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		reuse[i] = take_passed(hw.cfg.listen[i]);
+	for (size_t i = 0; i < hw.sock.n; i++)
+		logmsg(L_INFO, "listening on %s", hw.sock.list[i].label);
 }
 
 /*
@@ -1820,26 +2001,32 @@ static int bind_after_orphans(const struct address *a, char *label, size_t size,
 	return fd;
 }
 
-static int open_listener(size_t i)
+/* Socket i of --listen: given back by the fd store, taken from a dead predecessor's generation, or bound. */
+static int open_listener(size_t i, int reused)
 {
 	const char *spec = hw.cfg.listen[i], *why = NULL;
 	struct address a;
 	char label[sizeof(a.path) + 8];
 	bool in_use = false;
-	int fd = -1;
+	int fd = reused;
 
 	parse_address(spec, &a); /* validated by parse_options */
-	if (hw.takeover.n && !hw.takeover.stopped && (fd = take_socket(i, &a)) >= 0) {
+	if (fd < 0 && hw.takeover.n && !hw.takeover.stopped && (fd = take_socket(i, &a)) >= 0) {
 		hw.takeover.taken++;
+		logmsg(L_INFO, "took over '%s' from gen %u pid %d of the hupwatch that died", spec,
+		       orphan_to_take_from()->number, (int)orphan_to_take_from()->pid);
+	}
+	if (fd >= 0) {
 		if (a.family == AF_UNIX)
 			snprintf(label, sizeof(label), "unix:%s", a.path);
 		else
 			describe_sockname(fd, label, sizeof(label));
-		logmsg(L_INFO, "took over %s from gen %u pid %d of the hupwatch that died", label,
-		       orphan_to_take_from()->number, (int)orphan_to_take_from()->pid);
+		add_listener(fd, fd_name(spec), xstrdup(label), NULL);
+		logmsg(L_INFO, "listening on %s (fd %d, %s)", label, 3 + (int)hw.sock.n - 1,
+		       reused >= 0 ? "passed back by the service manager" : "taken over");
+		return 0;
 	}
-	if (fd < 0)
-		fd = bind_listener(&a, label, sizeof(label), &why, &in_use);
+	fd = bind_listener(&a, label, sizeof(label), &why, &in_use);
 	if (fd < 0 && in_use && hw.takeover.n)
 		fd = bind_after_orphans(&a, label, sizeof(label), &why);
 	if (fd < 0) {
@@ -1851,16 +2038,42 @@ static int open_listener(size_t i)
 		return -1;
 	}
 	add_listener(fd, fd_name(spec), xstrdup(label), a.family == AF_UNIX ? xstrdup(a.path) : NULL);
+	hw.sock.list[hw.sock.n - 1].fresh = true;
 	logmsg(L_INFO, "listening on %s (fd %d)", label, 3 + (int)hw.sock.n - 1);
 	return 0;
 }
 
 static int open_listeners(void)
 {
-	for (size_t i = 0; i < hw.cfg.nlisten; i++)
-		if (open_listener(i))
+	size_t n = hw.cfg.nlisten;
+	int reuse[n ? n : 1];
+
+	sort_passed(reuse, n);
+	for (size_t i = 0; i < n; i++)
+		if (open_listener(i, reuse[i]))
 			return -1;
 	return 0;
+}
+
+/*
+ * Under systemd, each socket hupwatch bound itself goes to the fd store, once: a restart of
+ * hupwatch (systemctl restart, a crash, the watchdog) gets it back, and connections queue in its
+ * backlog meanwhile instead of being refused. Socket activation's are the socket unit's already:
+ * stored too, systemd would pass them twice. A stored unix socket's file stays when hupwatch exits.
+ */
+static void store_listeners(void)
+{
+	if (hw.upstream.fd < 0)
+		return;
+	for (size_t i = 0; i < hw.sock.n; i++) {
+		struct listener *l = &hw.sock.list[i];
+
+		if (!l->fresh || upstream_store(l->fd, l->name))
+			continue;
+		logmsg(L_DEBUG, "offered %s to the service manager's fd store as '%s'", l->label, l->name);
+		free(l->unix_path);
+		l->unix_path = NULL;
+	}
 }
 
 /* LISTEN_FDNAMES: the sockets' names joined by ':', the same for every generation. */
@@ -2034,6 +2247,12 @@ static _Noreturn void exec_generation(unsigned number, int errfd, const char *di
 		exec_failed(errfd, REPORT_SOCKETS, errno);
 	if (hw.cfg.notify)
 		setenv("NOTIFY_SOCKET", hw.notify.name, 1);
+	if (hw.cfg.notify && hw.upstream.watchdog) { /* a watchdog of its own, on hupwatch's socket */
+		snprintf(num, sizeof(num), "%" PRId64, hw.upstream.watchdog / 1000);
+		setenv("WATCHDOG_USEC", num, 1);
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		setenv("WATCHDOG_PID", num, 1);
+	}
 	snprintf(num, sizeof(num), "%u", number);
 	setenv("HUPWATCH_GENERATION", num, 1);
 	execvp(hw.cfg.command[0], hw.cfg.command);
@@ -2371,7 +2590,7 @@ static void write_status(void)
 static void enter(enum hw_state s)
 {
 	if (s == HW_STOPPING && hw.state != HW_STOPPING)
-		upstream_send("STOPPING=1");
+		upstream_send("STOPPING=1\nSTATUS=stopping");
 	hw.state = s;
 	hw.status_dirty = true;
 }
@@ -2382,6 +2601,19 @@ static void upstream_ready(void)
 
 	if (cur)
 		upstream_send("READY=1\nSTATUS=gen %u pid %d is current", cur->number, (int)cur->pid);
+}
+
+/* After RELOADING=1 always READY=1 (else systemd stays "reloading"), and a STATUS= that says what failed. */
+static void upstream_reload_failed(unsigned number, const char *reason)
+{
+	const struct generation *cur = current_gen();
+	char text[256];
+
+	if (!cur)
+		return; /* nothing serves: hupwatch shuts down, and STOPPING=1 ends the reload */
+	copy_printable(text, sizeof(text), reason, strlen(reason));
+	upstream_send("READY=1\nSTATUS=reload %u failed: gen %u %s; gen %u pid %d current", hw.reload.count,
+		      number, text, cur->number, (int)cur->pid);
 }
 
 /* Does hupwatch still wait for g before exiting? Old drains are not waited for without -k. */
@@ -2525,7 +2757,7 @@ static void report_failure(unsigned number, const char *reason, int status)
 	if (hw.reload.state == RELOAD_IN_PROGRESS) {
 		hw.reload.state = RELOAD_FAILED;
 		snprintf(hw.reload.reason, sizeof(hw.reload.reason), "gen %u failed: %s", number, reason);
-		upstream_ready();
+		upstream_reload_failed(number, reason);
 	}
 	if (!cur && hw.state != HW_STOPPING && !schedule_respawn(status, now()))
 		/* generation 1, or the replacement of a dead current one */
@@ -2599,7 +2831,8 @@ static void start_reload(void)
 	hw.reload.covers = hw.reload.requests;
 	hw.reload.reason[0] = '\0';
 	hw.reload.generation = hw.last_number + 1;
-	upstream_send("RELOADING=1\nMONOTONIC_USEC=%" PRId64, hw.reload.started / 1000);
+	upstream_send("RELOADING=1\nSTATUS=reloading: gen %u starting\nMONOTONIC_USEC=%" PRId64,
+		      hw.reload.generation, hw.reload.started / 1000);
 	if (!spawn(IN_WORKDIR, why, sizeof(why), &status))
 		report_failure(hw.reload.generation, why, status);
 	hw.status_dirty = true;
@@ -2928,6 +3161,45 @@ static void exec_reported(struct generation *g, nsec_t t)
 		fail_starting(g, why, status, t);
 }
 
+/*
+ * A generation that sends WATCHDOG=1 (with --notify under a watchdog it gets WATCHDOG_USEC of its
+ * own) is hung when a whole interval passes without one: while it starts or serves, not while it
+ * drains.
+ */
+static nsec_t hung_at(const struct generation *g)
+{
+	if (!hw.upstream.watchdog || !g->watchdog_at || (g->state != GEN_STARTING && g->state != GEN_CURRENT))
+		return NEVER;
+	return g->watchdog_at + hw.upstream.watchdog;
+}
+
+/*
+ * A hung starting generation fails, as one never ready does. A hung current one is the service
+ * down with hupwatch still running: the service manager is asked to act as on its own watchdog's
+ * timeout (WATCHDOG=trigger: WatchdogSignal= to hupwatch, then what Restart= says), and hupwatch
+ * stops pinging.
+ */
+static void check_hung(nsec_t t)
+{
+	for (struct generation *g = hw.gens; g; g = g->next) {
+		char reason[64];
+
+		if (t < hung_at(g))
+			continue;
+		snprintf(reason, sizeof(reason), "hung: no WATCHDOG=1 for %.2fs", seconds(t - g->watchdog_at));
+		g->watchdog_at = 0;
+		if (g->state == GEN_STARTING) {
+			fail_starting(g, reason, EXIT_NOT_READY, t);
+			return;
+		}
+		logmsg(L_ERROR, "gen %u pid %d %s; asking the service manager to act (WATCHDOG=trigger)", g->number,
+		       (int)g->pid, reason);
+		upstream_send("STATUS=gen %u pid %d %s\nWATCHDOG=trigger", g->number, (int)g->pid, reason);
+		hw.upstream.watchdog = 0;
+		return;
+	}
+}
+
 static void check_stopping(nsec_t t)
 {
 	for (struct generation *g = hw.gens, *next; g; g = next) {
@@ -3186,6 +3458,8 @@ static void take_notify(pid_t pid, const char *buf, size_t n, bool truncated)
 	}
 	if (m.has_status && ratelimit_allow(&g->status_lines, now()))
 		logmsg(L_INFO, "gen %u pid %d status: %s", g->number, (int)g->pid, m.status);
+	if (m.watchdog)
+		g->watchdog_at = now();
 	if (m.ready && g->state == GEN_STARTING)
 		g->notified = true;
 	else if (m.ready)
@@ -3213,11 +3487,14 @@ static void read_notify(void)
 	}
 }
 
-/* The nearest thing due: the starting generation's verdict, a SIGKILL, a rate-limit count. */
+/* The nearest thing due: the starting generation's verdict, a SIGKILL, a rate-limit count, a watchdog ping. */
 static nsec_t next_deadline(void)
 {
 	struct generation *s = starting_gen();
 	nsec_t next = ratelimit_due(&hw.notify.drops), n;
+
+	if (watchdog_due() < next)
+		next = watchdog_due();
 	const char *how;
 
 	if (hw.respawn.at < next && hw.state != HW_STOPPING)
@@ -3234,6 +3511,8 @@ static nsec_t next_deadline(void)
 			next = ratelimit_due(&g->status_lines);
 		if (g->adopted && g->main_exited && now() + NSEC_PER_SEC / 10 < next)
 			next = now() + NSEC_PER_SEC / 10; /* check_adopted(): only while such a group lasts */
+		if (hung_at(g) < next)
+			next = hung_at(g);
 	}
 	return next;
 }
@@ -3465,6 +3744,7 @@ static int setup(void)
 	adopt_orphans();
 	join_fdnames();
 	upstream_init();
+	store_listeners();
 	hw.starttime = process_starttime(getpid());
 	snprintf(hw.notify.drops.what, sizeof(hw.notify.drops.what), "dropped notify");
 	return 0;
@@ -3759,6 +4039,8 @@ static void run_due(void)
 {
 	nsec_t t = now();
 
+	upstream_watchdog(t);
+	check_hung(t);
 	check_starting(t);
 	run_due_respawn(t);
 	run_pending_reload();
@@ -4061,6 +4343,7 @@ int main(int argc, char **argv)
 
 	/* Nothing of ours may land on fds 0-2, nothing inherited passes on above them. */
 	ensure_stdio();
+	log_init();
 	refuse_unknown_handover(argv); /* started by an upgrade, with a record this binary cannot read */
 	cloexec_inherited();
 	/* Parse and validate every argument before anything starts. */

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """The app hupwatch runs in test/test_systemd.py (inside the systemd-nspawn container), stdlib only.
 
-    python3 sd_app.py [--tag TAG] [--term-default]
+    python3 sd_app.py [--tag TAG] [--term-default] [--hang-after SECONDS]
 
 Started by hupwatch in a release directory (hupwatch --chdir .../current), it
   - takes its listening sockets from LISTEN_FDS (only when LISTEN_PID is its own pid); none is an error;
   - exits 3 at once when the file BROKEN exists in its directory (a broken release);
   - sleeps for the number of seconds in the file STARTUP, if there is one (a slow release);
   - serves, then says READY=1 to $NOTIFY_SOCKET;
+  - with WATCHDOG_USEC (and WATCHDOG_PID its own pid, as sd_watchdog_enabled(3) asks), sends WATCHDOG=1
+    every half of it from then on -- with --hang-after, only for that many seconds (then it "hangs":
+    it still answers, it no longer pings);
   - answers every request with "release=R gen=N pid=P" (R: the directory's name, N: HUPWATCH_GENERATION);
   - on SIGTERM stops accepting, finishes what it accepted, exits 0 -- or, with --term-default, dies of
     the signal like an app that has no handler (status 143 to whoever waits for it).
@@ -88,8 +91,20 @@ def serve(sock, stop, inflight):
         t.start()
 
 
+def watchdog_interval():
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", ""))
+        pid = os.environ.get("WATCHDOG_PID")
+        return usec / 1e6 if usec > 0 and (pid is None or int(pid) == os.getpid()) else None
+    except ValueError:
+        return None
+
+
 def main():
     term_default = "--term-default" in sys.argv[1:]
+    args = sys.argv[1:]
+    hang_after = float(args[args.index("--hang-after") + 1]) if "--hang-after" in args else None
+    interval = watchdog_interval()
     stop = threading.Event()
     if not term_default:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -111,8 +126,12 @@ def main():
         t.start()
     log("serving on %d socket(s)" % len(socks))
     notify("READY=1")
-    while not stop.wait(0.2):
-        pass
+    ready_at = next_ping = time.monotonic()
+    while not stop.wait(0.1):
+        now = time.monotonic()
+        if interval and now >= next_ping and (hang_after is None or now - ready_at < hang_after):
+            notify("WATCHDOG=1")
+            next_ping = now + interval / 2
     for t in threads + inflight:
         t.join(10)
     log("SIGTERM: drained; exiting 0")

@@ -12,6 +12,9 @@ namespace.
 When this machine cannot boot the container (not root, no systemd-nspawn, the boot fails or times out)
 every test is skipped with that one reason, printed once on stderr.
 
+ExampleTest runs examples/hupwatch.service and examples/hupwatch.socket as shipped (paths, port and app
+substituted, no User=): start, reloads good and broken, restart under load with the fd store, stop.
+
 Issue12Test holds the tests of what issue 12 asks for. Each is skipped with 'needs feature X (issue 12)'
 until a probe of the hupwatch binary under test finds X, and then runs: the protocol strings it must
 send (WATCHDOG=1, FDSTORE=1, JOURNAL_STREAM), --respawn in --help, and for STATUS= texts a short run of
@@ -157,9 +160,10 @@ class SystemdCase(unittest.TestCase):
     # -- units
 
     def service(self, extra="", hw_args="", app_args="", listen=True, socket_unit=None,
-                reload=True, releases=("1",)):
+                reload=True, releases=("1",), example=None):
         """Write NAME.service (and NAME.socket when socket_unit holds its [Socket] lines), run
-        daemon-reload; returns NAME. Release 1 is current. Cleanup stops and removes the units."""
+        daemon-reload; returns NAME. Release 1 is current. Cleanup stops and removes the units.
+        example(name, port) gives the units' text instead, as (service, socket or None)."""
         name = "hwt-%s" % self._testMethodName[5:].replace("_", "-")[:40]
         self.name, self.unit = name, name + ".service"
         self.port = next(_ports)
@@ -167,6 +171,8 @@ class SystemdCase(unittest.TestCase):
         for r in releases:
             self.release(r)
         self.set_current(releases[0])
+        if example is not None:
+            return self._write_units(name, *example(name, self.port))
         cmd = ["/opt/hw/hupwatch", "-k", "-T", "5", "-t", "15", "--notify",
                "--chdir", "/opt/app/%s/current" % name, "--status-file", "/run/%s/status" % name]
         if listen:
@@ -187,6 +193,16 @@ class SystemdCase(unittest.TestCase):
             sock = ["[Socket]", "ListenStream=127.0.0.1:%d" % self.port]
             sock += [l.strip() for l in socket_unit.strip().splitlines()]
             self.c.write_unit(name + ".socket", "\n".join(sock) + "\n")
+            self.units.insert(0, name + ".socket")
+        self.c.daemon_reload()
+        return name
+
+    def _write_units(self, name, service_text, socket_text=None):
+        self.addCleanup(self._remove, name)
+        self.c.write_unit(self.unit, service_text)
+        self.units.append(self.unit)
+        if socket_text is not None:
+            self.c.write_unit(name + ".socket", socket_text)
             self.units.insert(0, name + ".socket")
         self.c.daemon_reload()
         return name
@@ -470,6 +486,89 @@ class TodayTest(SystemdCase):
         self.wait_journal(r"Main process exited, code=exited, status=137")
 
 
+def example_units(name, port, socket_activation=False):
+    """examples/hupwatch.service (and .socket) as shipped, but for this test: its binaries, app,
+    directories and port; no User= (the container has no user app)."""
+    def read(f):
+        with open(os.path.join(ROOT, "examples", f)) as fh:
+            return fh.read()
+    text = read("hupwatch.service")
+    for old, new in (("/usr/local/bin/hupwatch", "/opt/hw/hupwatch"),
+                     ("127.0.0.1:8000", "127.0.0.1:%d" % port),
+                     ("/srv/app/current", "/opt/app/%s/current" % name),
+                     ("gunicorn --preload -w 2 app:application",
+                      "/usr/bin/python3 /opt/hw/sd_app.py --tag %s" % name),
+                     ("%t/app/", "%%t/%s/" % name), ("RuntimeDirectory=app", "RuntimeDirectory=" + name)):
+        assert old in text, "examples/hupwatch.service changed (%r): update the test" % old
+        text = text.replace(old, new)
+    text = "\n".join(l for l in text.splitlines() if not re.match(r"(User|Group)=", l)) + "\n"
+    if not socket_activation:
+        return text, None
+    text = text.replace(" --listen 127.0.0.1:%d" % port, "")
+    sock = read("hupwatch.socket")
+    assert "ListenStream=127.0.0.1:8000" in sock, "examples/hupwatch.socket changed: update the test"
+    return text, sock.replace("ListenStream=127.0.0.1:8000", "ListenStream=127.0.0.1:%d" % port)
+
+
+class ExampleTest(SystemdCase):
+    """examples/hupwatch.service and hupwatch.socket, as shipped (issue 12, 'Correct units')."""
+
+    @needs(HAS_FDSTORE and HAS_WATCHDOG, "FDSTORE=1 and WATCHDOG=1")
+    def test_example_service(self):
+        self.service(releases=("1", "2", "3"), example=example_units)
+        self.release("3", broken=True)
+        self.start()
+        self.assertEqual(self.get().get("gen"), "1")
+        st = self.show("WatchdogUSec", "FileDescriptorStoreMax", "NFileDescriptorStore", "StatusText")
+        self.assertEqual((st["WatchdogUSec"], st["FileDescriptorStoreMax"], st["NFileDescriptorStore"]),
+                         ("30s", "4", "1"), st)
+        self.assertRegex(st["StatusText"], r"^gen 1 pid \d+ is current$")
+        main = self.main_pid()
+        with self.c.load(self.port, threads=3) as load:
+            load.wait_seen(("1", "1"))
+            self.set_current("2")
+            self.assertEqual(self.c.systemctl("reload", self.unit).returncode, 0)
+            load.wait_seen(("2", "2"))
+            self.set_current("3")
+            self.assertNotEqual(self.c.systemctl("reload", self.unit).returncode, 0, "broken release")
+            self.assertRegex(self.c.prop(self.unit, "StatusText"),
+                             r"^reload 2 failed: gen 3 exited with status 3 before ready; gen 2 pid \d+ current$")
+            self.set_current("2")
+            r = self.c.systemctl("restart", self.unit)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ok = load.ok
+            wait_for(lambda: load.ok > ok, 10, "answers after the restart")
+        self.assertEqual((load.refused, load.failed), (0, 0), load.summary())
+        self.assertNotEqual(self.main_pid(), main)
+        self.assertEqual(self.get().get("release"), "2")
+        self.assertEqual(self.c.systemctl("stop", self.unit).returncode, 0)
+        st = self.show("ActiveState", "Result", "NFileDescriptorStore")
+        self.assertEqual((st["ActiveState"], st["Result"], st["NFileDescriptorStore"]),
+                         ("inactive", "success", "0"), st)
+        self.assertEqual(self.tagged(), [])
+
+    @needs(HAS_FDSTORE, "FDSTORE=1")
+    def test_example_socket(self):
+        self.service(releases=("1", "2"),
+                     example=lambda name, port: example_units(name, port, socket_activation=True))
+        self.start(self.name + ".socket")
+        first = self.get(timeout=20)
+        self.assertEqual((first.get("release"), first.get("gen")), ("1", "1"), first)
+        env = self.c.environ(first["pid"])
+        self.assertEqual((env.get("LISTEN_FDS"), env.get("LISTEN_FDNAMES")), ("1", "web"), env)
+        self.wait_state("active")
+        self.assertEqual(self.c.prop(self.unit, "NFileDescriptorStore"), "0", "activated: not stored")
+        self.set_current("2")
+        self.assertEqual(self.c.systemctl("reload", self.unit).returncode, 0)
+        self.assertEqual(self.served_by(2), ("2", "2"))
+        with self.c.load(self.port) as load:
+            load.wait_seen(("2", "2"))
+            self.assertEqual(self.c.systemctl("restart", self.unit).returncode, 0)
+            ok = load.ok
+            wait_for(lambda: load.ok > ok, 10, "answers after the restart")
+        self.assertEqual((load.refused, load.failed), (0, 0), load.summary())
+
+
 class Issue12Test(SystemdCase):
     """What issue 12 asks for; each test runs once its feature is in the hupwatch under test."""
 
@@ -501,6 +600,24 @@ class Issue12Test(SystemdCase):
         if "WATCHDOG_USEC" in env:      # allowed only as the generation's own watchdog
             self.assertEqual(env.get("WATCHDOG_PID"), gen["pid"], env)
 
+    @needs(HAS_WATCHDOG, "WATCHDOG=1")
+    def test_hung_generation_restarts_the_service(self):
+        # gen 1 pings its own watchdog (WATCHDOG_USEC/WATCHDOG_PID of its own, on hupwatch's socket),
+        # then stops: hupwatch asks systemd to act (WATCHDOG=trigger), and Restart= starts it again.
+        self.service(extra="WatchdogSec=2\nRestart=on-failure\nRestartSec=0.2", app_args="--hang-after 1")
+        self.start()
+        main = self.main_pid()
+        gen = self.get()
+        env = self.c.environ(gen["pid"])
+        self.assertEqual((env.get("WATCHDOG_USEC"), env.get("WATCHDOG_PID")), ("2000000", gen["pid"]), env)
+        self.wait_journal(r"gen 1 pid %s hung: no WATCHDOG=1 for 2\.\d\ds; asking the service manager "
+                          r"to act \(WATCHDOG=trigger\)" % gen["pid"], timeout=10)
+        self.wait_journal(r"Watchdog request", timeout=5)
+        wait_for(lambda: self.c.prop(self.unit, "NRestarts") == "1", 15, "NRestarts=1")
+        self.wait_state("active")
+        self.assertNotEqual(self.main_pid(), main)
+        self.assertNotEqual(self.wait_answer(gen=1)["pid"], gen["pid"])
+
     @needs(HAS_FDSTORE, "FDSTORE=1")
     def test_restart_with_fd_store_refuses_nothing(self):
         self.service(extra="FileDescriptorStoreMax=4")
@@ -519,6 +636,13 @@ class Issue12Test(SystemdCase):
         self.assertEqual(load.failed, 0, load.summary())
         self.assertNotEqual(self.main_pid(), main, "a real restart")
         self.assertEqual(self.c.prop(self.unit, "NFileDescriptorStore"), "1")
+        # the socket came back from the store, under --listen's name, and was not bound anew
+        self.wait_journal(r"listening on 127\.0\.0\.1:%d \(fd 3, passed back by the service manager\)"
+                          % self.port)
+        gen = self.wait_answer(gen=1)
+        env = self.c.environ(gen["pid"])
+        self.assertEqual((env.get("LISTEN_FDS"), env.get("LISTEN_FDNAMES")),
+                         ("1", "127.0.0.1_%d" % self.port), env)
 
     @needs(HAS_FDSTORE, "FDSTORE=1")
     def test_fd_store_does_not_store_activated_sockets(self):

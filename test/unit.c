@@ -2728,6 +2728,446 @@ static void test_chdir_not_a_directory_no_stale_errno(void **state)
 	assert_non_null(strstr(cap_err, "not a directory"));
 }
 
+/* ---- under systemd: watchdog, fd store, journal, reload status (issue 12) ---------------- */
+
+static void test_watchdog_interval(void **state)
+{
+	(void)state;
+	assert_int_equal(watchdog_interval("3000000", NULL, 42), SEC(3));
+	assert_int_equal(watchdog_interval("3000000", "42", 42), SEC(3));
+	assert_int_equal(watchdog_interval("1", "42", 42), 1000);
+	assert_int_equal(watchdog_interval("3000000", "43", 42), 0); /* another process's */
+	assert_int_equal(watchdog_interval("3000000", "", 42), 0);
+	assert_int_equal(watchdog_interval("3000000", "x42", 42), 0);
+	assert_int_equal(watchdog_interval(NULL, "42", 42), 0);
+	assert_int_equal(watchdog_interval("0", NULL, 42), 0);
+	assert_int_equal(watchdog_interval("", NULL, 42), 0);
+	assert_int_equal(watchdog_interval("-5", NULL, 42), 0);
+	assert_int_equal(watchdog_interval("5s", NULL, 42), 0);
+	assert_int_equal(watchdog_interval("99999999999999999999", NULL, 42), 0);
+	assert_true(watchdog_is_mine(NULL, 42));
+	assert_true(watchdog_is_mine("42", 42));
+	assert_false(watchdog_is_mine("4", 42));
+}
+
+/* What names hupwatch's pid is not passed down; another process's watchdog is left alone. */
+static void test_watchdog_environment(void **state)
+{
+	char self[24];
+
+	(void)state;
+	snprintf(self, sizeof(self), "%d", (int)getpid());
+	setenv("WATCHDOG_USEC", "2000000", 1);
+	setenv("WATCHDOG_PID", self, 1);
+	setenv("SYSTEMD_EXEC_PID", self, 1);
+	take_watchdog(); /* no NOTIFY_SOCKET: nobody to ping, but the variables are still ours */
+	assert_int_equal(hw.upstream.watchdog, 0);
+	assert_null(getenv("WATCHDOG_USEC"));
+	assert_null(getenv("WATCHDOG_PID"));
+	assert_null(getenv("SYSTEMD_EXEC_PID"));
+
+	hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(hw.upstream.fd >= 0);
+	setenv("WATCHDOG_USEC", "2000000", 1);
+	take_watchdog();
+	assert_int_equal(hw.upstream.watchdog, SEC(2));
+	assert_null(getenv("WATCHDOG_USEC"));
+
+	hw.upstream.watchdog = 0;
+	setenv("WATCHDOG_USEC", "2000000", 1);
+	setenv("WATCHDOG_PID", "1", 1);
+	setenv("SYSTEMD_EXEC_PID", "1", 1);
+	take_watchdog();
+	assert_int_equal(hw.upstream.watchdog, 0);
+	assert_string_equal(getenv("WATCHDOG_USEC"), "2000000");
+	assert_string_equal(getenv("WATCHDOG_PID"), "1");
+	assert_string_equal(getenv("SYSTEMD_EXEC_PID"), "1");
+	close(hw.upstream.fd);
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	unsetenv("SYSTEMD_EXEC_PID");
+}
+
+/* A datagram socket in the abstract namespace standing in for systemd's, hw.upstream aimed at it. */
+static int upstream_receiver(void)
+{
+	char name[64];
+	struct sockaddr_un sa;
+	socklen_t len;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	snprintf(name, sizeof(name), "@hupwatch-unit/%d/%" PRId64, (int)getpid(), now());
+	assert_int_equal(notify_address(name, &sa, &len), 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, len), 0);
+	assert_int_equal(notify_address(name, &hw.upstream.addr, &hw.upstream.len), 0);
+	hw.upstream.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(hw.upstream.fd >= 0);
+	return fd;
+}
+
+/* The next datagram's text ("" when none is waiting); *passed gets the fd sent along, if any. */
+static void receive_upstream(int rx, char *buf, size_t size, int *passed)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { buf, size - 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = sizeof(control.buf) };
+	ssize_t n = recvmsg(rx, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	struct cmsghdr *c;
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (passed)
+		*passed = -1;
+	for (c = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && passed)
+			memcpy(passed, CMSG_DATA(c), sizeof(int));
+}
+
+/* WATCHDOG=1 at once, then every half interval; no timer at all without a watchdog. */
+static void test_watchdog_pings(void **state)
+{
+	char buf[256];
+	int rx;
+
+	(void)state;
+	assert_int_equal(watchdog_due(), NEVER);
+	upstream_watchdog(SEC(100)); /* no watchdog: nothing sent (and no socket to send on) */
+	rx = upstream_receiver();
+	hw.upstream.watchdog = SEC(2);
+	upstream_watchdog(SEC(100));
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_string_equal(buf, "WATCHDOG=1");
+	assert_int_equal(watchdog_due(), SEC(101));
+	assert_int_equal(next_deadline(), SEC(101)); /* the only thing due while idle */
+	upstream_watchdog(SEC(100) + MSEC(999));
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_string_equal(buf, "");
+	upstream_watchdog(SEC(101));
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_string_equal(buf, "WATCHDOG=1");
+	assert_int_equal(watchdog_due(), SEC(102));
+	close(rx);
+	close(hw.upstream.fd);
+}
+
+/* FDSTORE=1 with the socket's name, the fd itself along by SCM_RIGHTS. */
+static void test_upstream_store(void **state)
+{
+	char buf[256];
+	struct stat a, b;
+	int rx, passed, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(upstream_store(fd, "x"), -1); /* no service manager */
+	rx = upstream_receiver();
+	assert_int_equal(upstream_store(fd, "127.0.0.1_8080"), 0);
+	receive_upstream(rx, buf, sizeof(buf), &passed);
+	assert_string_equal(buf, "FDSTORE=1\nFDNAME=127.0.0.1_8080");
+	assert_true(passed >= 0);
+	assert_int_equal(fstat(fd, &a), 0);
+	assert_int_equal(fstat(passed, &b), 0);
+	assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+	close(passed);
+	close(fd);
+	close(rx);
+	close(hw.upstream.fd);
+}
+
+static void test_names_journal(void **state)
+{
+	struct stat st = { 0 };
+
+	(void)state;
+	st.st_dev = 9;
+	st.st_ino = 414074;
+	assert_true(names_journal("9:414074", &st));
+	assert_false(names_journal("9:414075", &st));
+	assert_false(names_journal("8:414074", &st));
+	assert_false(names_journal(NULL, &st));
+	assert_false(names_journal("", &st));
+	assert_false(names_journal("9", &st));
+	assert_false(names_journal("9:", &st));
+	assert_false(names_journal(":414074", &st));
+	assert_false(names_journal("9:414074:1", &st));
+	assert_false(names_journal("9:414074 ", &st));
+	assert_false(names_journal(" 9:414074", &st));
+	assert_false(names_journal("9: 414074", &st));
+	assert_false(names_journal("9:+414074", &st));
+	assert_false(names_journal("0x9:414074", &st));
+}
+
+static void test_log_prefix(void **state)
+{
+	static const struct {
+		enum level level;
+		const char *journal;
+		const char *plain;
+	} cases[] = {
+		{ L_DEBUG, "<7>", "hupwatch[12]: debug: " },
+		{ L_INFO, "<6>", "hupwatch[12]: info: " },
+		{ L_WARNING, "<4>", "hupwatch[12]: warning: " },
+		{ L_ERROR, "<3>", "hupwatch[12]: error: " },
+	};
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		assert_int_equal(log_prefix(buf, sizeof(buf), cases[i].level, true, 12), 3);
+		assert_string_equal(buf, cases[i].journal);
+		log_prefix(buf, sizeof(buf), cases[i].level, false, 12);
+		assert_string_equal(buf, cases[i].plain);
+	}
+}
+
+/* Whole lines: the journal's carry the priority and nothing else in front. */
+static void test_logmsg_to_journal(void **state)
+{
+	char want[64];
+
+	(void)state;
+	hw.cfg.level = L_DEBUG;
+	hw.journal = true;
+	capture_start();
+	logmsg(L_WARNING, "gen %d said\nhi", 2);
+	logmsg(L_DEBUG, "x");
+	capture_end();
+	assert_string_equal(cap_err, "<4>gen 2 said?hi\n<7>x\n");
+	hw.journal = false;
+	capture_start();
+	logmsg(L_ERROR, "y");
+	capture_end();
+	snprintf(want, sizeof(want), "hupwatch[%d]: error: y\n", (int)getpid());
+	assert_string_equal(cap_err, want);
+}
+
+/* The real log_init(): stderr a pipe, JOURNAL_STREAM naming it, then something else. */
+static void test_log_init(void **state)
+{
+	struct stat st;
+	char stream[64];
+	int saved = dup(2), p[2];
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	assert_true(dup2(p[1], 2) >= 0);
+	assert_int_equal(fstat(2, &st), 0);
+	snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", stream, 1);
+	log_init();
+	assert_true(hw.journal);
+	snprintf(stream, sizeof(stream), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	setenv("JOURNAL_STREAM", stream, 1);
+	log_init();
+	assert_false(hw.journal);
+	unsetenv("JOURNAL_STREAM");
+	log_init();
+	assert_false(hw.journal);
+	dup2(saved, 2);
+	close(saved);
+	close(p[0]);
+	close(p[1]);
+}
+
+static int listening_socket(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+static void test_find_listener(void **state)
+{
+	struct listener list[] = {
+		{ .fd = 3, .name = "web" },
+		{ .fd = -1, .name = "api" }, /* taken already */
+		{ .fd = 5, .name = "api" },
+		{ .fd = 6, .name = "web" },
+	};
+
+	(void)state;
+	assert_int_equal(find_listener(list, COUNT(list), "web"), 0);
+	assert_int_equal(find_listener(list, COUNT(list), "api"), 2);
+	assert_int_equal(find_listener(list, COUNT(list), "ap"), -1);
+	assert_int_equal(find_listener(list, COUNT(list), "web2"), -1);
+	assert_int_equal(find_listener(list, 0, "web"), -1);
+}
+
+/*
+ * Passed sockets named as a --listen are that --listen's (from the fd store, in whatever order
+ * systemd passes them); the rest stay socket activation's, in their order. A passed socket that
+ * does not listen is not taken for one.
+ */
+static void test_sort_passed(void **state)
+{
+	static const char *listen[] = { "127.0.0.1:8080", "unix:/run/a.sock", "127.0.0.1:8081" };
+	int web = listening_socket(), a = listening_socket(), b = listening_socket();
+	int idle = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int reuse[COUNT(listen)];
+
+	(void)state;
+	assert_true(idle >= 0);
+	add_listener(idle, xstrdup("127.0.0.1_8081"), xstrdup("idle"), NULL);
+	add_listener(b, xstrdup("unix__run_a.sock"), xstrdup("b"), NULL);
+	add_listener(web, xstrdup("web"), xstrdup("web"), NULL);
+	add_listener(a, xstrdup("127.0.0.1_8080"), xstrdup("a"), NULL);
+	hw.cfg.listen = listen;
+	hw.cfg.nlisten = COUNT(listen);
+	sort_passed(reuse, COUNT(reuse));
+	assert_int_equal(reuse[0], a);
+	assert_int_equal(reuse[1], b);
+	assert_int_equal(reuse[2], -1);
+	assert_int_equal(hw.sock.n, 2);
+	assert_int_equal(hw.sock.list[0].fd, idle);
+	assert_int_equal(hw.sock.list[1].fd, web);
+	assert_string_equal(hw.sock.list[1].name, "web");
+	for (size_t i = 0; i < hw.sock.n; i++) {
+		free(hw.sock.list[i].name);
+		free(hw.sock.list[i].label);
+	}
+	free(hw.sock.list);
+	close(web);
+	close(a);
+	close(b);
+	close(idle);
+}
+
+/* Only sockets hupwatch bound go to the store; the stored unix socket's file then outlives hupwatch. */
+static void test_store_listeners(void **state)
+{
+	char buf[256];
+	int rx, passed, bound = listening_socket(), activated = listening_socket();
+
+	(void)state;
+	add_listener(activated, xstrdup("web"), xstrdup("activated fd 3 (web)"), NULL);
+	add_listener(bound, xstrdup("unix__run_a.sock"), xstrdup("unix:/run/a.sock"), xstrdup("/run/a.sock"));
+	hw.sock.list[1].fresh = true;
+	store_listeners(); /* no service manager: nothing changes */
+	assert_non_null(hw.sock.list[1].unix_path);
+	rx = upstream_receiver();
+	store_listeners();
+	receive_upstream(rx, buf, sizeof(buf), &passed);
+	assert_string_equal(buf, "FDSTORE=1\nFDNAME=unix__run_a.sock");
+	assert_true(passed >= 0);
+	close(passed);
+	receive_upstream(rx, buf, sizeof(buf), &passed);
+	assert_string_equal(buf, ""); /* and nothing for the activated one */
+	assert_null(hw.sock.list[1].unix_path);
+	for (size_t i = 0; i < hw.sock.n; i++) {
+		free(hw.sock.list[i].name);
+		free(hw.sock.list[i].label);
+	}
+	free(hw.sock.list);
+	close(bound);
+	close(activated);
+	close(rx);
+	close(hw.upstream.fd);
+}
+
+/* STATUS= through a reload: starting, failed (naming what still serves), and what ended it. */
+static void test_reload_status_texts(void **state)
+{
+	char buf[512], want[256];
+	struct generation *cur = xmalloc(sizeof(*cur));
+	int rx;
+
+	(void)state;
+	rx = upstream_receiver();
+	*cur = (struct generation){ .number = 2, .pid = 4321, .state = GEN_CURRENT, .kill_at = NEVER, .exec_fd = -1 };
+	hw.gens = cur;
+	hw.last_number = 2;
+	hw.reload.count = 1;
+	hw.reload.state = RELOAD_IN_PROGRESS;
+	hw.reload.generation = 3;
+	report_failure(3, "exited with status 3\nbefore ready", 3);
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_string_equal(buf, "READY=1\nSTATUS=reload 1 failed: gen 3 exited with status 3?before ready; gen 2 pid 4321 current");
+	assert_int_equal(hw.reload.state, RELOAD_FAILED);
+	upstream_ready();
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	snprintf(want, sizeof(want), "READY=1\nSTATUS=gen 2 pid 4321 is current");
+	assert_string_equal(buf, want);
+	enter(HW_STOPPING);
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_string_equal(buf, "STOPPING=1\nSTATUS=stopping");
+	close(rx);
+	close(hw.upstream.fd);
+}
+
+static void test_notify_watchdog(void **state)
+{
+	struct notify_msg m;
+
+	(void)state;
+	assert_int_equal(notify_str("WATCHDOG=1", &m), 0);
+	assert_true(m.watchdog);
+	assert_false(m.ready);
+	assert_int_equal(notify_str("READY=1\nWATCHDOG=1\n", &m), 0);
+	assert_true(m.watchdog && m.ready);
+	assert_int_equal(notify_str("WATCHDOG=trigger", &m), 0);
+	assert_false(m.watchdog);
+	assert_int_equal(notify_str("WATCHDOG=10", &m), 0);
+	assert_false(m.watchdog);
+	assert_int_equal(notify_str("WATCHDOG_USEC=1", &m), 0);
+	assert_false(m.watchdog);
+}
+
+/*
+ * A generation is watched once it has pinged, while it starts or serves; a whole interval without
+ * a ping: a starting one fails, a current one makes hupwatch ask for WATCHDOG=trigger and stop
+ * pinging.
+ */
+static void test_hung_generations(void **state)
+{
+	pid_t cur_pid = start_idle(), new_pid = start_idle();
+	struct generation *cur = add_gen(1, cur_pid, GEN_CURRENT), *g = add_gen(2, new_pid, GEN_STARTING);
+	char buf[256], want[256];
+	nsec_t t = now();
+	int rx;
+
+	(void)state;
+	assert_int_equal(hung_at(cur), NEVER); /* no watchdog */
+	rx = upstream_receiver();
+	hw.upstream.watchdog = SEC(2);
+	hw.upstream.watchdog_next = t + SEC(1);
+	assert_int_equal(hung_at(cur), NEVER); /* never pinged: not watched */
+	hw.reload.count = 1;
+	hw.reload.state = RELOAD_IN_PROGRESS;
+	hw.reload.generation = 2;
+	cur->watchdog_at = t - MSEC(100);
+	g->watchdog_at = t - SEC(3);
+	assert_int_equal(hung_at(cur), t + SEC(2) - MSEC(100));
+	assert_int_equal(next_deadline() <= t, true); /* g is overdue */
+	check_hung(t);
+	assert_int_equal(g->state, GEN_FAILED);
+	assert_int_equal(strncmp(hw.reload.reason, "gen 2 failed: hung: no WATCHDOG=1 for 3.00s", 43), 0);
+	assert_int_equal(hung_at(g), NEVER);
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_int_equal(strncmp(buf, "READY=1\nSTATUS=reload 1 failed: gen 2 hung", 42), 0);
+	assert_int_equal(next_deadline(), t + SEC(1)); /* hupwatch's own ping comes before cur's limit */
+
+	check_hung(t + SEC(2) - MSEC(101)); /* not yet */
+	assert_int_equal(hw.upstream.watchdog, SEC(2));
+	check_hung(t + SEC(2));
+	snprintf(want, sizeof(want), "STATUS=gen 1 pid %d hung: no WATCHDOG=1 for 2.10s\nWATCHDOG=trigger", (int)cur_pid);
+	receive_upstream(rx, buf, sizeof(buf), NULL);
+	assert_string_equal(buf, want);
+	assert_int_equal(hw.upstream.watchdog, 0); /* hupwatch's own pings stop */
+	assert_int_equal(watchdog_due(), NEVER);
+	assert_int_equal(cur->state, GEN_CURRENT); /* systemd acts; hupwatch does not stop it itself */
+	close(rx);
+	close(hw.upstream.fd);
+}
+
 /* ---- regressions from fuzzing (test/fuzz/regressions/) ----------------------------------- */
 
 /* (none yet) */
@@ -2750,6 +3190,20 @@ int main(void)
 		TEST(test_address_unix_path_limit),
 		TEST(test_address_host_limit),
 		TEST(test_fd_name),
+		TEST(test_watchdog_interval),
+		TEST(test_watchdog_environment),
+		TEST(test_watchdog_pings),
+		TEST(test_upstream_store),
+		TEST(test_names_journal),
+		TEST(test_log_prefix),
+		TEST(test_logmsg_to_journal),
+		TEST(test_log_init),
+		TEST(test_find_listener),
+		TEST(test_sort_passed),
+		TEST(test_store_listeners),
+		TEST(test_reload_status_texts),
+		TEST(test_notify_watchdog),
+		TEST(test_hung_generations),
 		TEST(test_notify_address),
 		TEST(test_notify_ready),
 		TEST(test_notify_status),
