@@ -99,7 +99,7 @@ typedef int64_t nsec_t;
  */
 #define DEFAULT_STOP_TIMEOUT (75 * NSEC_PER_SEC)
 /* An --env-file larger than this is refused: it is a mistake (a binary, a log), not settings. */
-#define ENV_FILE_MAX (1024 * 1024)
+#define ENV_FILE_MAX ((size_t)1 << 20)
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -677,6 +677,10 @@ static bool numeric_id(const char *s, unsigned *out)
 	return true;
 }
 
+/*
+ * The user and group database look-ups below run at start-up only, before any generation, and
+ * hupwatch has one thread: the reentrant _r variants would only add buffer sizing.
+ */
 static int find_group(const char *s, gid_t *gid)
 {
 	const struct group *gr;
@@ -686,6 +690,7 @@ static int find_group(const char *s, gid_t *gid)
 		*gid = (gid_t)n;
 		return 0;
 	}
+	/* cppcheck-suppress getgrnamCalled */
 	gr = getgrnam(s);
 	if (!gr)
 		return -1;
@@ -698,6 +703,7 @@ static const struct passwd *find_user(const char *s)
 {
 	unsigned n;
 
+	/* cppcheck-suppress [getpwuidCalled, getpwnamCalled] */
 	return numeric_id(s, &n) ? getpwuid((uid_t)n) : getpwnam(s);
 }
 
@@ -718,6 +724,7 @@ static const char *parse_owner(const char *s, uid_t *uid, gid_t *gid)
 	if (*user && numeric_id(user, &n))
 		*uid = (uid_t)n;
 	else if (*user) {
+		/* cppcheck-suppress getpwnamCalled */
 		if (!(pw = getpwnam(user)))
 			return "unknown user in";
 		*uid = pw->pw_uid;
@@ -2067,11 +2074,11 @@ static char *slurp(const char *path, size_t *len)
 	errno = EINVAL;
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
 		errno = EFBIG;
-		if (sb.st_size <= ENV_FILE_MAX)
-			buf = xmalloc((size_t)ENV_FILE_MAX + 2);
+		if (sb.st_size <= (off_t)ENV_FILE_MAX)
+			buf = xmalloc(ENV_FILE_MAX + 2);
 	}
 	for (*len = 0; buf && *len <= ENV_FILE_MAX; *len += (size_t)n)
-		if ((n = read(fd, buf + *len, (size_t)ENV_FILE_MAX + 1 - *len)) <= 0)
+		if ((n = read(fd, buf + *len, ENV_FILE_MAX + 1 - *len)) <= 0)
 			break;
 	if (buf && (n < 0 || *len > ENV_FILE_MAX)) {
 		errno = n < 0 ? errno : EFBIG; /* it grew while read */
