@@ -35,11 +35,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -89,6 +91,17 @@ typedef int64_t nsec_t;
 #define DOWN_DRAIN_GRACE (2 * NSEC_PER_SEC)
 /* After SIGKILL a process goes at once, unless it is stuck in the kernel: wait no longer. */
 #define KILL_GRACE (2 * NSEC_PER_SEC)
+/*
+ * The stop timeout without -T. Longer than the graceful timeouts of the servers run behind
+ * hupwatch (gunicorn's --graceful-timeout and puma's worker_shutdown_timeout 30 s, uWSGI's
+ * reload-mercy 60 s), so that it cuts only a drain the server's own limit failed to end (a
+ * generation that ignores or mishandles its stop signal, and keeps the sockets forever); and
+ * shorter than systemd's default TimeoutStopSec= of 90 s, so that under systemd, with -k,
+ * hupwatch's SIGKILL and its log line come before the manager kills the whole unit. -T 0: none.
+ */
+#define DEFAULT_STOP_TIMEOUT (75 * NSEC_PER_SEC)
+/* An --env-file larger than this is refused: it is a mistake (a binary, a log), not settings. */
+#define ENV_FILE_MAX ((size_t)1 << 20)
 
 /* --respawn: the first respawn is at once, each failed one doubles the wait, up to the cap. */
 #define RESPAWN_FIRST_DELAY (NSEC_PER_SEC / 10)
@@ -105,6 +118,15 @@ extern char **environ;
 /* ---- types and state ---------------------------------------------------------------------- */
 
 enum level { L_DEBUG, L_INFO, L_WARNING, L_ERROR };
+
+/* The account of --user, looked up once at start-up; its groups are read at every start. */
+struct account {
+	bool set;
+	uid_t uid;
+	gid_t gid;  /* its login group, or GROUP of USER:GROUP */
+	char *name; /* for initgroups(), USER and LOGNAME */
+	char *home; /* HOME */
+};
 
 struct config {
 	nsec_t warmup;
@@ -124,6 +146,13 @@ struct config {
 	size_t nlisten;
 	int backlog;
 	const char *chdir;
+	bool socket_mode_set;
+	mode_t socket_mode;     /* --socket-mode */
+	bool socket_owner_set;
+	uid_t socket_uid;       /* --socket-owner; (uid_t)-1: left as bind() made it */
+	gid_t socket_gid;       /* (gid_t)-1: likewise */
+	struct account user;    /* --user */
+	const char *env_file;   /* --env-file, relative to each generation's directory */
 	const char *pid_file;
 	const char *status_file;
 	bool reload;
@@ -189,7 +218,8 @@ enum shutdown_cause { BY_SIGNAL, SERVICE_DOWN };
 
 /* A parsed --listen ADDRESS. */
 struct address {
-	int family; /* AF_UNIX, AF_INET, AF_INET6, or AF_UNSPEC for a host name */
+	int family;   /* AF_UNIX, AF_INET, AF_INET6, or AF_UNSPEC for a host name */
+	int socktype; /* SOCK_STREAM, or SOCK_DGRAM for udp: */
 	char host[256];
 	char port[6];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -585,15 +615,20 @@ static int parse_ipv6_address(const char *s, struct address *a)
 	return parse_port(close + 2, a->port);
 }
 
-/* PORT, HOST:PORT, [IPV6]:PORT or unix:PATH. */
+/* PORT, HOST:PORT, [IPV6]:PORT or unix:PATH; udp: before any but the last: a datagram socket. */
 static int parse_address(const char *s, struct address *a)
 {
 	const char *colon;
 	size_t hostlen;
 
 	memset(a, 0, sizeof(*a));
+	a->socktype = SOCK_STREAM;
 	if (strncmp(s, "unix:", 5) == 0)
 		return parse_unix_address(s + 5, a);
+	if (strncmp(s, "udp:", 4) == 0) {
+		a->socktype = SOCK_DGRAM;
+		s += 4;
+	}
 	if (s[0] == '[')
 		return parse_ipv6_address(s, a);
 	colon = strrchr(s, ':');
@@ -689,6 +724,174 @@ static int parse_number(const char *s, long long max, long long *out)
 		return -1;
 	*out = n;
 	return 0;
+}
+
+/* --socket-mode: chmod(1)'s numeric form, 1 to 4 octal digits, permission bits only (at most 777). */
+static int parse_mode(const char *s, mode_t *out)
+{
+	size_t len = strlen(s);
+	unsigned m = 0;
+
+	if (len == 0 || len > 4 || strspn(s, "01234567") != len)
+		return -1;
+	for (const char *p = s; *p; p++)
+		m = m * 8 + (unsigned)(*p - '0');
+	if (m > 0777)
+		return -1;
+	*out = (mode_t)m;
+	return 0;
+}
+
+/*
+ * USER[:GROUP] split at its colon, each part at most size-1 bytes: 0, or -1 for a second colon,
+ * an empty GROUP after a colon, or a part too long. Pure; USER may be empty (":GROUP").
+ */
+static int split_account(const char *s, char *user, char *group, size_t size)
+{
+	const char *colon = strchr(s, ':');
+	size_t ulen = colon ? (size_t)(colon - s) : strlen(s);
+
+	if (ulen >= size || (colon && (!colon[1] || strchr(colon + 1, ':') || strlen(colon + 1) >= size)))
+		return -1;
+	memcpy(user, s, ulen);
+	user[ulen] = '\0';
+	snprintf(group, size, "%s", colon ? colon + 1 : "");
+	return 0;
+}
+
+/* An id given as a number: all digits, below (id_t)-1, which chown(2) reads as "unchanged". */
+static bool numeric_id(const char *s, unsigned *out)
+{
+	long long n;
+
+	if (parse_number(s, UINT32_MAX - 1, &n))
+		return false;
+	*out = (unsigned)n;
+	return true;
+}
+
+/*
+ * The user and group database look-ups below run at start-up only, before any generation, and
+ * hupwatch has one thread: the reentrant _r variants would only add buffer sizing.
+ */
+static int find_group(const char *s, gid_t *gid)
+{
+	const struct group *gr;
+	unsigned n;
+
+	if (numeric_id(s, &n)) {
+		*gid = (gid_t)n;
+		return 0;
+	}
+	/* cppcheck-suppress getgrnamCalled */
+	gr = getgrnam(s);
+	if (!gr)
+		return -1;
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+/* The user database entry of a user given by name or number; NULL if there is none. */
+static const struct passwd *find_user(const char *s)
+{
+	unsigned n;
+
+	/* cppcheck-suppress [getpwuidCalled, getpwnamCalled] */
+	return numeric_id(s, &n) ? getpwuid((uid_t)n) : getpwnam(s);
+}
+
+/*
+ * --socket-owner: USER, USER:GROUP or :GROUP, by name or number (a number needs no entry in
+ * the user database). What is not given stays (uid_t)-1 or (gid_t)-1: unchanged. NULL, or why not.
+ */
+static const char *parse_owner(const char *s, uid_t *uid, gid_t *gid)
+{
+	char user[256], group[256];
+	const struct passwd *pw;
+	unsigned n;
+
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	if (split_account(s, user, group, sizeof(user)) || (!*user && !*group))
+		return "invalid owner";
+	if (*user && numeric_id(user, &n))
+		*uid = (uid_t)n;
+	else if (*user) {
+		/* cppcheck-suppress getpwnamCalled */
+		if (!(pw = getpwnam(user)))
+			return "unknown user in";
+		*uid = pw->pw_uid;
+	}
+	if (*group && find_group(group, gid))
+		return "unknown group in";
+	return NULL;
+}
+
+/*
+ * --user: USER or USER:GROUP, by name or number; USER must be in the user database (its
+ * name, for its groups, and its home). GROUP replaces its login group. NULL, or why not.
+ */
+static const char *parse_user(const char *s, struct account *a)
+{
+	char user[256], group[256];
+	const struct passwd *pw;
+
+	if (split_account(s, user, group, sizeof(user)) || !*user)
+		return "invalid user";
+	if (!(pw = find_user(user)))
+		return "unknown user in";
+	a->uid = pw->pw_uid;
+	a->gid = pw->pw_gid;
+	if (*group && find_group(group, &a->gid))
+		return "unknown group in";
+	a->name = xstrdup(pw->pw_name);
+	a->home = xstrdup(pw->pw_dir);
+	a->set = true;
+	return NULL;
+}
+
+enum env_line { ENV_SKIP, ENV_VARIABLE, ENV_BAD };
+
+/*
+ * One line of an --env-file, without its newline (len bytes, not NUL-terminated). Pure.
+ * Empty, blank (spaces and tabs) and comment lines (# after optional blanks): ENV_SKIP.
+ * NAME=VALUE, NAME of [A-Za-z_][A-Za-z0-9_]* from the first column: ENV_VARIABLE, *name_len its
+ * length; the value is everything after that '=' as it is, no quotes, escapes or $ taken.
+ * Anything else: ENV_BAD, *why says what is wrong (never quoting the line: it may hold a secret).
+ */
+static enum env_line parse_env_line(const char *line, size_t len, size_t *name_len, const char **why)
+{
+	size_t i = 0;
+
+	*why = NULL;
+	if (memchr(line, '\0', len))
+		*why = "NUL byte in the line";
+	else if (len > 0 && line[len - 1] == '\r')
+		*why = "carriage return at the end of the line (a CRLF file?)";
+	if (*why)
+		return ENV_BAD;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (i == len || line[i] == '#')
+		return ENV_SKIP;
+	if (i > 0)
+		*why = "blank before the variable name";
+	else if (line[0] >= '0' && line[0] <= '9')
+		*why = "variable name starts with a digit";
+	if (*why)
+		return ENV_BAD;
+	while (i < len && (isalnum((unsigned char)line[i]) || line[i] == '_') && (unsigned char)line[i] < 0x80)
+		i++;
+	if (i == len)
+		*why = "no '=' (lines are NAME=value)";
+	else if (line[i] != '=')
+		*why = "invalid character in the variable name (lines are NAME=value)";
+	else if (i == 0)
+		*why = "empty variable name";
+	if (*why)
+		return ENV_BAD;
+	*name_len = i;
+	return ENV_VARIABLE;
 }
 
 /* With -n or -c a generation must send a readiness message or pass a check; else the warm-up decides. */
@@ -937,7 +1140,9 @@ static const char usage_text[] =
 	"Usage: hupwatch [-knqvV] [-w SECONDS] [-c COMMAND] [-i SECONDS] [-t SECONDS]\n"
 	"                [-s SIGNAL] [-T SECONDS] [--respawn [--respawn-limit N/SECONDS]]\n"
 	"                [-l ADDRESS]... [-b N] [-d DIR]\n"
-	"                [-p FILE] [-S FILE] [--] COMMAND [ARG]...\n"
+	"                [-p FILE] [-S FILE] [--socket-mode MODE] [--env-file FILE]\n"
+	"                [--socket-owner USER[:GROUP]] [--user USER[:GROUP]]\n"
+	"                [--] COMMAND [ARG]...\n"
 	"       hupwatch -R -S FILE [-t SECONDS]\n"
 	"       hupwatch --upgrade -S FILE [-t SECONDS]\n"
 	"Run COMMAND and, on SIGHUP, replace it with a fresh copy without downtime:\n"
@@ -953,7 +1158,8 @@ static const char usage_text[] =
 	"                                in time (default 60, 0 = no limit)\n"
 	"Stopping:\n"
 	"  -s, --stop-signal SIGNAL      asks a generation to stop (default TERM)\n"
-	"  -T, --stop-timeout SECONDS    then SIGKILL its process group (default 0 = never)\n"
+	"  -T, --stop-timeout SECONDS    then SIGKILL its process group (default 75,\n"
+	"                                0 = never)\n"
 	"  -k, --kill-at-exit            on SIGTERM, SIGINT or SIGQUIT stop every generation\n"
 	"                                and exit with its status (default: leave them)\n"
 	"When the current generation dies on its own:\n"
@@ -963,11 +1169,20 @@ static const char usage_text[] =
 	"      --respawn-limit N/SECONDS then N failures within SECONDS end hupwatch with the\n"
 	"                                last status (default 5/10)\n"
 	"Sockets held by hupwatch and passed by the LISTEN_FDS protocol:\n"
-	"  -l, --listen ADDRESS          PORT, HOST:PORT, [IPV6]:PORT or unix:PATH (repeatable)\n"
+	"  -l, --listen ADDRESS          PORT, HOST:PORT, [IPV6]:PORT or unix:PATH; udp:PORT,\n"
+	"                                udp:HOST:PORT, udp:[IPV6]:PORT (repeatable)\n"
 	"  -b, --backlog N               listen backlog (default SOMAXCONN)\n"
+	"      --socket-mode MODE        unix: socket files get octal MODE (e.g. 660)\n"
+	"      --socket-owner USER[:GROUP]\n"
+	"                                and this owner (or :GROUP), before they take\n"
+	"                                connections\n"
 	"Files and places:\n"
 	"  -d, --chdir DIR               start each generation in DIR (default: the logical\n"
 	"                                $PWD, so a swapped 'current' symlink is followed)\n"
+	"      --env-file FILE           read NAME=value lines from FILE, relative to the\n"
+	"                                generation's directory, before each start\n"
+	"      --user USER[:GROUP]       run generations and the ready command as USER with\n"
+	"                                its groups; hupwatch itself stays as it is\n"
 	"  -p, --pid-file FILE           write hupwatch's own pid to FILE\n"
 	"  -S, --status-file FILE        keep hupwatch's state in FILE (key=value lines)\n"
 	"  -R, --reload                  signal the hupwatch of --status-file FILE and wait for\n"
@@ -984,7 +1199,11 @@ static const char usage_text[] =
 	"never ready; 125 hupwatch failed; 126 COMMAND not executable; 127 COMMAND not found.\n"
 	"With --reload: 0 reloaded, 1 reload failed, 124 timed out, 125 no hupwatch running.\n";
 
-/* Long options without a short one: codes past any character. */
+/*
+ * Options without a short form: values below ' ' (which no short option has) and past any
+ * character; seen[] takes both.
+ */
+enum { OPT_SOCKET_MODE = 20, OPT_SOCKET_OWNER, OPT_USER, OPT_ENV_FILE };
 enum { OPT_RESPAWN = 256, OPT_RESPAWN_LIMIT, OPT_UPGRADE };
 
 static const struct option long_options[] = {
@@ -1009,6 +1228,10 @@ static const struct option long_options[] = {
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "socket-owner", required_argument, NULL, OPT_SOCKET_OWNER },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "env-file", required_argument, NULL, OPT_ENV_FILE },
 	{ NULL, 0, NULL, 0 },
 };
 #define SHORT_OPTIONS "+w:nc:i:t:s:T:kl:b:d:p:S:RvqhV"
@@ -1037,11 +1260,19 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_FAILURE_OWN;
 }
 
+static void free_config_user(struct config *c)
+{
+	free(c->user.name);
+	free(c->user.home);
+	c->user = (struct account){ 0 };
+}
+
 static void free_config(struct config *c)
 {
 	free(c->listen);
 	c->listen = NULL;
 	c->nlisten = 0;
+	free_config_user(c);
 }
 
 static int duration_arg(int opt, const char *arg, nsec_t *out)
@@ -1124,6 +1355,39 @@ static int backlog_arg(const char *arg, int *out)
 	return 0;
 }
 
+static int socket_mode_arg(struct config *c, const char *arg)
+{
+	if (parse_mode(arg, &c->socket_mode))
+		return usage_error("--socket-mode: invalid mode (octal, at most 777) '%s'", arg);
+	c->socket_mode_set = true;
+	return 0;
+}
+
+static int socket_owner_arg(struct config *c, const char *arg)
+{
+	const char *why = parse_owner(arg, &c->socket_uid, &c->socket_gid);
+
+	if (why)
+		return usage_error("--socket-owner: %s '%s'", why, arg);
+	c->socket_owner_set = true;
+	return 0;
+}
+
+/* Only root may become another user; hupwatch does not pretend otherwise for anyone else. */
+static int user_arg(struct config *c, const char *arg)
+{
+	const char *why;
+
+	if (geteuid() != 0)
+		return usage_error("--user: only root can run generations as another user (hupwatch runs as "
+				   "uid %u): '%s'", (unsigned)geteuid(), arg);
+	free_config_user(c);
+	why = parse_user(arg, &c->user);
+	if (why)
+		return usage_error("--user: %s '%s'", why, arg);
+	return 0;
+}
+
 static int nonempty_arg(int opt, const char *arg, const char *what, const char **out)
 {
 	if (!*arg)
@@ -1189,6 +1453,14 @@ static int set_option(struct config *c, int opt, const char *arg)
 	case 'V':
 		puts("hupwatch " VERSION);
 		return -1;
+	case OPT_SOCKET_MODE:
+		return socket_mode_arg(c, arg);
+	case OPT_SOCKET_OWNER:
+		return socket_owner_arg(c, arg);
+	case OPT_USER:
+		return user_arg(c, arg);
+	case OPT_ENV_FILE:
+		return nonempty_arg(opt, arg, "file name", &c->env_file);
 	default: /* getopt has named the option */
 		fputs("Try 'hupwatch --help' for more information.\n", stderr);
 		return EXIT_FAILURE_OWN;
@@ -1226,6 +1498,14 @@ static bool has_respawn(const struct config *c)
 	return c->respawn;
 }
 
+static bool has_unix_listen(const struct config *c)
+{
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (strncmp(c->listen[i], "unix:", 5) == 0)
+			return true;
+	return false;
+}
+
 /* Options that do nothing unless another is given too: a warning, not an error. */
 static const struct {
 	int opt;
@@ -1236,6 +1516,8 @@ static const struct {
 	{ 'i', has_ready_cmd, "--ready-cmd" },
 	{ 'b', has_listen, "--listen" },
 	{ OPT_RESPAWN_LIMIT, has_respawn, "--respawn" },
+	{ OPT_SOCKET_MODE, has_unix_listen, "a --listen unix:PATH" },
+	{ OPT_SOCKET_OWNER, has_unix_listen, "a --listen unix:PATH" },
 };
 
 /* The options as a whole, once each was valid on its own. */
@@ -1269,7 +1551,7 @@ static int parse_options(int argc, char **argv, struct config *c)
 		.ready_interval = NSEC_PER_SEC / 5,
 		.ready_timeout = 60 * NSEC_PER_SEC,
 		.stop_signal = SIGTERM,
-		.stop_timeout = NEVER,
+		.stop_timeout = DEFAULT_STOP_TIMEOUT,
 		.respawn_burst = RESPAWN_BURST,
 		.respawn_interval = RESPAWN_INTERVAL,
 		.backlog = SOMAXCONN,
@@ -1740,8 +2022,9 @@ static void take_activated_sockets(void)
 static void describe_sockname(int fd, char *buf, size_t size)
 {
 	struct sockaddr_storage ss = { 0 };
-	socklen_t len = sizeof(ss);
+	socklen_t len = sizeof(ss), tlen = sizeof(int);
 	char host[INET6_ADDRSTRLEN], port[8];
+	int type = SOCK_STREAM;
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) ||
 	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port),
@@ -1749,7 +2032,9 @@ static void describe_sockname(int fd, char *buf, size_t size)
 		snprintf(buf, size, "fd %d", fd);
 		return;
 	}
-	snprintf(buf, size, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+	(void)getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen);
+	snprintf(buf, size, ss.ss_family == AF_INET6 ? "%s[%s]:%s" : "%s%s:%s", type == SOCK_DGRAM ? "udp:" : "",
+		 host, port);
 }
 
 /*
@@ -1784,10 +2069,37 @@ static int clear_unix_path(const char *path)
 	return unlink(path);
 }
 
+/*
+ * --socket-owner, then --socket-mode (by default what bind() would have made under mask), on
+ * the file bind() just created. Neither follows a symbolic link put in its place (glibc and musl
+ * do fchmodat's AT_SYMLINK_NOFOLLOW through O_PATH and /proc/self/fd).
+ */
+static int set_socket_access(const char *path, mode_t mask)
+{
+	const struct config *c = &hw.cfg;
+	mode_t mode = c->socket_mode_set ? c->socket_mode : 0777 & ~mask;
+
+	if (c->socket_owner_set && fchownat(AT_FDCWD, path, c->socket_uid, c->socket_gid, AT_SYMLINK_NOFOLLOW))
+		return -1;
+	return fchmodat(AT_FDCWD, path, mode, AT_SYMLINK_NOFOLLOW);
+}
+
+/*
+ * With --socket-mode or --socket-owner, no one the final mode and owner keep out may ever
+ * connect. fchmod() on the socket before bind() is no help on Linux: it changes the socket's own
+ * inode, and bind() creates the file 0777 & ~umask regardless. Binding under a temporary name
+ * and renaming it into place would work too, but getsockname() would then name the temporary
+ * file in every generation. A unix stream socket takes no connection before listen() (connect()
+ * gets ECONNREFUSED), so the owner and mode are set between bind() and listen(); and bind() runs
+ * under umask 0177, so that a connect() that passed its permission check on the file's first
+ * mode before the chmod (and is not yet refused) can only be hupwatch's own user's.
+ */
 static int listen_unix(const struct address *a, int backlog)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, saved;
+	bool access = hw.cfg.socket_mode_set || hw.cfg.socket_owner_set;
+	mode_t mask = 0;
+	int fd, saved, bound;
 
 	if (clear_unix_path(a->path))
 		return -1;
@@ -1795,9 +2107,16 @@ static int listen_unix(const struct address *a, int backlog)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, backlog) == 0)
+	if (access)
+		mask = umask(0177);
+	bound = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (access)
+		umask(mask);
+	if (bound && (!access || set_socket_access(a->path, mask) == 0) && listen(fd, backlog) == 0)
 		return fd;
 	saved = errno;
+	if (bound)
+		unlink(a->path); /* ours, never listened on */
 	close(fd);
 	errno = saved;
 	return -1;
@@ -1805,7 +2124,8 @@ static int listen_unix(const struct address *a, int backlog)
 
 static int listen_inet(const struct address *a, int backlog, const char **why)
 {
-	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = a->socktype };
+	bool stream = a->socktype == SOCK_STREAM;
 	struct addrinfo *res, *ai;
 	int fd = -1, err, one = 1;
 
@@ -1822,8 +2142,12 @@ static int listen_inet(const struct address *a, int backlog, const char **why)
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd < 0)
 			continue;
-		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
-		    bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
+		/*
+		 * UDP: bound, never listened; and no SO_REUSEADDR, which for UDP would let a second
+		 * hupwatch bind the same port and take part of its datagrams (there is no TIME_WAIT).
+		 */
+		if ((!stream || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0) &&
+		    bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && (!stream || listen(fd, backlog) == 0))
 			break;
 		err = errno;
 		close(fd);
@@ -2145,10 +2469,11 @@ static struct generation *generation_of(pid_t pid)
 
 /*
  * What the child reports on its exec pipe: first the directory it resolved (REPORT_CWD, the
- * length of the path follows), then, if it cannot exec, one error with its errno. EOF alone
+ * length of the path follows), then, if it cannot exec, one error with its errno, or with the
+ * length of its text (REPORT_ENV: what is wrong with the --env-file, in words). EOF alone
  * means exec worked. Each record is one write of at most PIPE_BUF bytes, so it arrives whole.
  */
-enum report_kind { REPORT_CWD = 1, REPORT_CHDIR, REPORT_SOCKETS, REPORT_EXEC };
+enum report_kind { REPORT_CWD = 1, REPORT_CHDIR, REPORT_SOCKETS, REPORT_EXEC, REPORT_USER, REPORT_ENV };
 struct spawn_report {
 	int kind;
 	int value; /* an errno, or the length of the path after it */
@@ -2194,6 +2519,103 @@ static _Noreturn void exec_failed(int fd, int kind, int err)
 	_exit(kind != REPORT_EXEC ? EXIT_FAILURE_OWN : err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
 }
 
+/* In a forked child: the --user account with its groups, read afresh; HOME, USER, LOGNAME its own. */
+static int become_user(const struct account *u)
+{
+	if (initgroups(u->name, u->gid) || setgid(u->gid) || setuid(u->uid))
+		return -1;
+	setenv("HOME", u->home, 1);
+	setenv("USER", u->name, 1);
+	setenv("LOGNAME", u->name, 1);
+	return 0;
+}
+
+/*
+ * A regular file of at most ENV_FILE_MAX bytes, whole, in a NUL-terminated buffer; NULL with
+ * errno set (EINVAL: not a regular file, EFBIG: too large). Symbolic links are followed: a
+ * release's .env may well link to a shared one. Only ever called in a forked child.
+ */
+static char *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	struct stat sb;
+	char *buf = NULL;
+	ssize_t n = 0;
+
+	if (fd < 0)
+		return NULL;
+	errno = EINVAL;
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		errno = EFBIG;
+		if (sb.st_size <= (off_t)ENV_FILE_MAX)
+			buf = xmalloc(ENV_FILE_MAX + 2);
+	}
+	for (*len = 0; buf && *len <= ENV_FILE_MAX; *len += (size_t)n)
+		if ((n = read(fd, buf + *len, ENV_FILE_MAX + 1 - *len)) <= 0)
+			break;
+	if (buf && (n < 0 || *len > ENV_FILE_MAX)) {
+		errno = n < 0 ? errno : EFBIG; /* it grew while read */
+		free(buf);
+		buf = NULL;
+	}
+	close(fd);
+	if (buf)
+		buf[*len] = '\0';
+	return buf;
+}
+
+/* The variables of an --env-file's text into the environment; 0, or the number of the bad line. */
+static unsigned apply_env(char *text, size_t len, const char **why)
+{
+	char *p = text, *end = text + len;
+
+	for (unsigned number = 1; p < end; number++) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((nl ? nl : end) - p), name_len = 0;
+
+		switch (parse_env_line(p, n, &name_len, why)) {
+		case ENV_BAD:
+			return number;
+		case ENV_VARIABLE:
+			p[name_len] = '\0';
+			p[n] = '\0';
+			setenv(p, p + name_len + 1, 1);
+			break;
+		case ENV_SKIP:
+			break;
+		}
+		p += n + 1;
+	}
+	return 0;
+}
+
+/*
+ * In the forked child, in the generation's directory (cwd) and as its user: --env-file read
+ * afresh. 0, or -1 with why filled in, naming the file as the child resolved it (a long name
+ * is cut: the reason must fit a status file line).
+ */
+static int load_env_file(const char *file, const char *cwd, char *why, size_t size)
+{
+	bool relative = file[0] != '/' && *cwd;
+	const char *what;
+	size_t len = 0;
+	unsigned bad;
+	char *text = slurp(file, &len);
+
+	if (!text) {
+		what = errno == EINVAL ? "not a regular file" : errno == EFBIG ? "larger than 1 MiB" : strerror(errno);
+		snprintf(why, size, "cannot read --env-file '%.160s%s%.80s': %s", relative ? cwd : "", relative ? "/" : "",
+			 file, what);
+		return -1;
+	}
+	bad = apply_env(text, len, &what);
+	free(text);
+	if (bad)
+		snprintf(why, size, "--env-file %.160s%s%.80s:%u: %s", relative ? cwd : "", relative ? "/" : "", file,
+			 bad, what);
+	return bad ? -1 : 0;
+}
+
 /* Move the listening sockets to fds 3..3+n-1, without close-on-exec, and say so in the environment. */
 static int pass_sockets(void)
 {
@@ -2227,7 +2649,7 @@ static const char *spawn_dir(enum spawn_where where)
 static _Noreturn void exec_generation(unsigned number, int errfd, const char *dir)
 {
 	int n = (int)hw.sock.n, moved;
-	char num[24], cwd[PATH_MAX];
+	char num[24], cwd[PATH_MAX] = "", why[400];
 
 	reset_signals();
 	setpgid(0, 0);
@@ -2243,6 +2665,16 @@ static _Noreturn void exec_generation(unsigned number, int errfd, const char *di
 	}
 	if (getcwd(cwd, sizeof(cwd)))
 		send_report(errfd, REPORT_CWD, (int)strlen(cwd), cwd);
+	else
+		cwd[0] = '\0';
+	/* The sockets were bound before: only now does the generation give up root. */
+	if (hw.cfg.user.set && become_user(&hw.cfg.user))
+		exec_failed(errfd, REPORT_USER, errno);
+	/* Read here, not in the loop: a hung file system blocks this child only. */
+	if (hw.cfg.env_file && load_env_file(hw.cfg.env_file, cwd, why, sizeof(why))) {
+		send_report(errfd, REPORT_ENV, (int)strlen(why), why);
+		_exit(EXIT_FAILURE_OWN);
+	}
 	if (n > 0 && pass_sockets())
 		exec_failed(errfd, REPORT_SOCKETS, errno);
 	if (hw.cfg.notify)
@@ -2311,6 +2743,8 @@ static void describe_report(const struct generation *g, const struct spawn_repor
 			 spawn_dir(g->fallback ? IN_LAST_GOOD : IN_WORKDIR), strerror(r->value));
 	else if (r->kind == REPORT_SOCKETS)
 		snprintf(why, size, "cannot pass the listening sockets: %s", strerror(r->value));
+	else if (r->kind == REPORT_USER)
+		snprintf(why, size, "cannot run as user '%s': %s", hw.cfg.user.name, strerror(r->value));
 	else {
 		snprintf(why, size, "cannot execute '%s': %s", hw.cfg.command[0], strerror(r->value));
 		*status = r->value == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC;
@@ -2336,12 +2770,17 @@ static enum exec_outcome read_exec_pipe(struct generation *g, char *why, size_t 
 
 		memcpy(&r, buf + at, sizeof(r));
 		at += sizeof(r);
-		if (r.kind != REPORT_CWD) {
+		if (r.kind != REPORT_CWD && r.kind != REPORT_ENV) {
 			describe_report(g, &r, why, size, status);
 			return EXEC_FAILED;
 		}
 		if (r.value <= 0 || at + (size_t)r.value > (size_t)n)
 			break;
+		if (r.kind == REPORT_ENV) {
+			snprintf(why, size, "%.*s", r.value, buf + at);
+			*status = EXIT_FAILURE_OWN;
+			return EXEC_FAILED;
+		}
 		free(g->dir);
 		g->dir = xmalloc((size_t)r.value + 1);
 		memcpy(g->dir, buf + at, (size_t)r.value);
@@ -2379,13 +2818,13 @@ static void signal_stop(pid_t target)
 
 /*
  * When a stopping generation gets SIGKILL: after the stop timeout, if any. One that never became
- * ready gets FAILED_STOP_GRACE when there is no stop timeout.
+ * ready gets FAILED_STOP_GRACE, unless a -T other than 0 was given.
  */
 static nsec_t kill_deadline(enum gen_state s, nsec_t t)
 {
 	nsec_t limit = hw.cfg.stop_timeout;
 
-	if (s == GEN_FAILED && limit == NEVER)
+	if (s == GEN_FAILED && (limit == NEVER || !hw.cfg.seen['T']))
 		limit = FAILED_STOP_GRACE;
 	return limit == NEVER ? NEVER : t + limit;
 }
@@ -2404,6 +2843,9 @@ static void set_state(struct generation *g, enum gen_state s, nsec_t t)
 		g->kill_at = kill_deadline(s, t);
 		if (!g->main_exited)
 			logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid, signame(hw.cfg.stop_signal));
+		if (g->kill_at != NEVER)
+			logmsg(L_DEBUG, "gen %u: SIGKILL to its process group in %.2fs if it is still there", g->number,
+			       seconds(g->kill_at - t));
 		signal_stop(g->main_exited ? -g->pid : g->pid);
 	}
 	hw.status_dirty = true;
@@ -2490,6 +2932,11 @@ static _Noreturn void exec_probe(const struct generation *g)
 	}
 	if (dir)
 		setenv("PWD", dir, 1);
+	if (hw.cfg.user.set && become_user(&hw.cfg.user)) {
+		logmsg(L_WARNING, "gen %u: cannot run the ready command as user '%s': %s", g->number, hw.cfg.user.name,
+		       strerror(errno));
+		_exit(EXIT_FAILURE_OWN);
+	}
 	snprintf(num, sizeof(num), "%d", (int)g->pid);
 	setenv("HUPWATCH_PID", num, 1);
 	snprintf(num, sizeof(num), "%u", g->number);

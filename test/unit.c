@@ -684,6 +684,46 @@ static void test_address_valid(void **state)
 	check_address("unix:/a:b", AF_UNIX, "", "", "/a:b");
 }
 
+/* udp: before any inet form; a datagram socket, and only that differs. */
+static void test_address_udp(void **state)
+{
+	static const struct {
+		const char *s;
+		int family, socktype;
+		const char *host, *port;
+	} cases[] = {
+		{ "udp:53", AF_INET, SOCK_DGRAM, "0.0.0.0", "53" },
+		{ "udp:127.0.0.1:5353", AF_UNSPEC, SOCK_DGRAM, "127.0.0.1", "5353" },
+		{ "udp:localhost:0", AF_UNSPEC, SOCK_DGRAM, "localhost", "0" },
+		{ "udp:[::1]:514", AF_INET6, SOCK_DGRAM, "::1", "514" },
+		{ "udp:[::]:0", AF_INET6, SOCK_DGRAM, "::", "0" },
+		{ "127.0.0.1:53", AF_UNSPEC, SOCK_STREAM, "127.0.0.1", "53" },
+		{ "[::1]:53", AF_INET6, SOCK_STREAM, "::1", "53" },
+		{ "53", AF_INET, SOCK_STREAM, "0.0.0.0", "53" },
+	};
+	static const char *const bad[] = {
+		"udp:", "udp", "udp:unix:/x", "udp:65536", "udp:[::1]", "udp:::1:53", "udp:host:",
+		"udp: 53", "udp:[::1]:", "udp:53 ",
+	};
+	struct address a;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		if (parse_address(cases[i].s, &a))
+			fail_msg("parse_address(\"%s\") rejected", cases[i].s);
+		assert_int_equal(a.family, cases[i].family);
+		assert_int_equal(a.socktype, cases[i].socktype);
+		assert_string_equal(a.host, cases[i].host);
+		assert_string_equal(a.port, cases[i].port);
+	}
+	assert_int_equal(parse_address("unix:/run/x", &a), 0);
+	assert_int_equal(a.socktype, SOCK_STREAM);
+	for (size_t i = 0; i < COUNT(bad); i++)
+		if (parse_address(bad[i], &a) == 0)
+			fail_msg("parse_address(\"%s\") accepted", bad[i]);
+}
+
+
 static void test_address_invalid(void **state)
 {
 	static const char *const bad[] = {
@@ -1512,8 +1552,14 @@ static void test_options_defaults(void **state)
 	assert_int_equal(c.ready_timeout, SEC(60));
 	assert_false(c.ready_timeout_set);
 	assert_int_equal(c.stop_signal, SIGTERM);
-	assert_int_equal(c.stop_timeout, NEVER); /* no limit */
+	assert_int_equal(c.stop_timeout, SEC(75)); /* DEFAULT_STOP_TIMEOUT; -T 0 is no limit */
+	assert_int_equal(DEFAULT_STOP_TIMEOUT, SEC(75));
 	assert_false(c.kill_at_exit);
+	assert_false(c.socket_mode_set);
+	assert_false(c.socket_owner_set);
+	assert_false(c.user.set);
+	assert_null(c.user.name);
+	assert_null(c.env_file);
 	assert_null(c.listen);
 	assert_int_equal(c.nlisten, 0);
 	assert_int_equal(c.backlog, SOMAXCONN);
@@ -1556,6 +1602,10 @@ static void test_options_each(void **state)
 		{ { { "-S", "/run/hw.st" }, { "--status-file", "/run/hw.st" }, { "--status-file=/run/hw.st", NULL } } },
 		{ { { "-v", NULL }, { "--verbose", NULL }, { "-v", NULL } } },
 		{ { { "-q", NULL }, { "--quiet", NULL }, { "-q", NULL } } },
+		{ { { "--socket-mode", "660" }, { "--socket-mode", "0660" }, { "--socket-mode=660", NULL } } },
+		{ { { "--socket-owner", "0:0" }, { "--socket-owner", "root:root" }, { "--socket-owner=root:0", NULL } } },
+		{ { { "--user", "root" }, { "--user", "0" }, { "--user=root:root", NULL } } },
+		{ { { "--env-file", ".env" }, { "--env-file", ".env" }, { "--env-file=.env", NULL } } },
 	};
 	struct config c;
 
@@ -1618,6 +1668,23 @@ static void test_options_each(void **state)
 				break;
 			case 14:
 				assert_int_equal(c.level, L_ERROR);
+				break;
+			case 15:
+				assert_true(c.socket_mode_set);
+				assert_int_equal(c.socket_mode, 0660);
+				break;
+			case 16:
+				assert_true(c.socket_owner_set);
+				assert_int_equal(c.socket_uid, 0);
+				assert_int_equal(c.socket_gid, 0);
+				break;
+			case 17:
+				assert_true(c.user.set);
+				assert_int_equal(c.user.uid, 0);
+				assert_string_equal(c.user.name, "root");
+				break;
+			case 18:
+				assert_string_equal(c.env_file, ".env");
 				break;
 			}
 			assert_string_equal(cap_err, "");
@@ -1790,6 +1857,23 @@ static void test_options_usage_errors(void **state)
 		{ { "-p", "", "cmd" }, "hupwatch: --pid-file: empty file name" },
 		{ { "-S", "", "cmd" }, "hupwatch: --status-file: empty file name" },
 		{ { "-c", "", "cmd" }, "hupwatch: --ready-cmd: empty command" },
+		{ { "--socket-mode", "888", "cmd" }, "hupwatch: --socket-mode: invalid mode (octal, at most 777) '888'" },
+		{ { "--socket-mode", "1777", "cmd" }, "hupwatch: --socket-mode: invalid mode (octal, at most 777) '1777'" },
+		{ { "--socket-mode", "", "cmd" }, "hupwatch: --socket-mode: invalid mode (octal, at most 777) ''" },
+		{ { "--socket-mode=u=rw", "cmd" }, "hupwatch: --socket-mode: invalid mode (octal, at most 777) 'u=rw'" },
+		{ { "--socket-owner", "no-such-user-hw", "cmd" }, "hupwatch: --socket-owner: unknown user in 'no-such-user-hw'" },
+		{ { "--socket-owner", "root:nogrp-hw", "cmd" }, "hupwatch: --socket-owner: unknown group in 'root:nogrp-hw'" },
+		{ { "--socket-owner", "root:", "cmd" }, "hupwatch: --socket-owner: invalid owner 'root:'" },
+		{ { "--socket-owner", "", "cmd" }, "hupwatch: --socket-owner: invalid owner ''" },
+		{ { "--user", ":root", "cmd" }, "hupwatch: --user: invalid user ':root'" },
+		{ { "--user", "no-such-user-hw", "cmd" }, "hupwatch: --user: unknown user in 'no-such-user-hw'" },
+		{ { "--user", "root:nogrp-hw", "cmd" }, "hupwatch: --user: unknown group in 'root:nogrp-hw'" },
+		{ { "--user", "root", "--user", "", "cmd" }, "hupwatch: --user: invalid user ''" },
+		{ { "--env-file", "", "cmd" }, "hupwatch: --env-file: empty file name" },
+		{ { "-l", "udp:unix:/x", "cmd" }, "hupwatch: --listen: invalid address 'udp:unix:/x'" },
+		{ { "-l", "udp:", "cmd" }, "hupwatch: --listen: invalid address 'udp:'" },
+		{ { "-R", "-S", "f", "--user", "root" }, "hupwatch: --reload: cannot be combined with --user" },
+		{ { "-R", "-S", "f", "--env-file", "x" }, "hupwatch: --reload: cannot be combined with --env-file" },
 		{ { NULL }, "hupwatch: missing COMMAND" },
 		{ { "-k", NULL }, "hupwatch: missing COMMAND" },
 		{ { "-k", "--", NULL }, "hupwatch: missing COMMAND" },
@@ -1952,6 +2036,419 @@ static enum verdict judge_at(const struct generation *g, const struct config *c,
 	*next = -1;
 	*how = NULL;
 	return judge(g, c, t, next, how);
+}
+
+/* ---- --socket-mode, --socket-owner, --user, --env-file ---------------------------------- */
+
+static void test_parse_mode(void **state)
+{
+	static const struct {
+		const char *s;
+		mode_t mode;
+	} good[] = {
+		{ "0", 0 }, { "660", 0660 }, { "0660", 0660 }, { "777", 0777 }, { "0777", 0777 }, { "600", 0600 },
+		{ "7", 07 }, { "0000", 0 }, { "0007", 07 },
+	};
+	static const char *const bad[] = {
+		"", "8", "668", "1777", "4755", "07777", "00660", "1000", "-660", "+660", " 660", "660 ", "0o660",
+		"0x1b0", "rw", "u=rw", "66O",
+	};
+	mode_t m;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(good); i++) {
+		m = 01234;
+		if (parse_mode(good[i].s, &m))
+			fail_msg("parse_mode(\"%s\") rejected", good[i].s);
+		assert_int_equal(m, good[i].mode);
+	}
+	for (size_t i = 0; i < COUNT(bad); i++) {
+		m = 01234;
+		if (parse_mode(bad[i], &m) == 0)
+			fail_msg("parse_mode(\"%s\") accepted", bad[i]);
+		assert_int_equal(m, 01234); /* untouched */
+	}
+}
+
+static void test_split_account(void **state)
+{
+	char user[8], group[8], big[300];
+
+	(void)state;
+	assert_int_equal(split_account("www-dat", user, group, sizeof(user)), 0);
+	assert_string_equal(user, "www-dat");
+	assert_string_equal(group, "");
+	assert_int_equal(split_account("a:b", user, group, sizeof(user)), 0);
+	assert_string_equal(user, "a");
+	assert_string_equal(group, "b");
+	assert_int_equal(split_account(":b", user, group, sizeof(user)), 0);
+	assert_string_equal(user, "");
+	assert_string_equal(group, "b");
+	assert_int_equal(split_account("", user, group, sizeof(user)), 0);
+	assert_string_equal(user, "");
+	assert_int_equal(split_account("a:", user, group, sizeof(user)), -1);
+	assert_int_equal(split_account(":", user, group, sizeof(user)), -1);
+	assert_int_equal(split_account("a:b:c", user, group, sizeof(user)), -1);
+	assert_int_equal(split_account("a::", user, group, sizeof(user)), -1);
+	assert_int_equal(split_account("12345678", user, group, sizeof(user)), -1); /* 8 bytes: too long */
+	assert_int_equal(split_account("a:12345678", user, group, sizeof(user)), -1);
+	assert_int_equal(split_account("1234567:1234567", user, group, sizeof(user)), 0);
+	memset(big, 'u', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(parse_owner(big, &(uid_t){ 0 }, &(gid_t){ 0 }) != NULL, 1);
+}
+
+static void test_parse_owner(void **state)
+{
+	const struct passwd *www = getpwnam("www-data"), *nobody = getpwnam("nobody");
+	const struct group *nogroup = getgrgid(nobody ? nobody->pw_gid : 65534);
+	char spec[300];
+	uid_t uid;
+	gid_t gid;
+
+	(void)state;
+	assert_null(parse_owner("root", &uid, &gid));
+	assert_int_equal(uid, 0);
+	assert_int_equal(gid, (gid_t)-1); /* unchanged */
+	assert_null(parse_owner("root:root", &uid, &gid));
+	assert_int_equal(uid, 0);
+	assert_int_equal(gid, 0);
+	assert_null(parse_owner(":root", &uid, &gid));
+	assert_int_equal(uid, (uid_t)-1);
+	assert_int_equal(gid, 0);
+	/* Numbers need no entry in the user database, as with chown(1). */
+	assert_null(parse_owner("4000000:4000001", &uid, &gid));
+	assert_int_equal(uid, 4000000);
+	assert_int_equal(gid, 4000001);
+	assert_null(parse_owner("0", &uid, &gid));
+	assert_int_equal(uid, 0);
+	assert_null(parse_owner("4294967294", &uid, &gid));
+	assert_int_equal(uid, 4294967294U);
+	assert_string_equal(parse_owner("4294967295", &uid, &gid), "unknown user in"); /* (uid_t)-1: a name */
+	if (www) {
+		assert_null(parse_owner("www-data:www-data", &uid, &gid));
+		assert_int_equal(uid, www->pw_uid);
+		assert_int_equal(gid, www->pw_gid);
+	}
+	if (nobody && nogroup) {
+		snprintf(spec, sizeof(spec), "nobody:%s", nogroup->gr_name);
+		assert_null(parse_owner(spec, &uid, &gid));
+		assert_int_equal(uid, nobody->pw_uid);
+		assert_int_equal(gid, nogroup->gr_gid);
+	}
+	assert_string_equal(parse_owner("", &uid, &gid), "invalid owner");
+	assert_string_equal(parse_owner(":", &uid, &gid), "invalid owner");
+	assert_string_equal(parse_owner("root:", &uid, &gid), "invalid owner");
+	assert_string_equal(parse_owner("a:b:c", &uid, &gid), "invalid owner");
+	assert_string_equal(parse_owner("no-such-user-hw", &uid, &gid), "unknown user in");
+	assert_string_equal(parse_owner("root:no-such-group-hw", &uid, &gid), "unknown group in");
+	assert_string_equal(parse_owner(":no-such-group-hw", &uid, &gid), "unknown group in");
+	assert_string_equal(parse_owner("-1", &uid, &gid), "unknown user in");
+}
+
+static void test_parse_user(void **state)
+{
+	const struct passwd *nobody = getpwnam("nobody");
+	struct account a = { 0 };
+
+	(void)state;
+	assert_null(parse_user("root", &a));
+	assert_true(a.set);
+	assert_int_equal(a.uid, 0);
+	assert_int_equal(a.gid, 0);
+	assert_string_equal(a.name, "root");
+	assert_string_equal(a.home, "/root");
+	free(a.name), free(a.home), a = (struct account){ 0 };
+	/* By number: the entry's name and home, for initgroups() and HOME. */
+	assert_null(parse_user("0:65534", &a));
+	assert_string_equal(a.name, "root");
+	assert_int_equal(a.gid, 65534);
+	free(a.name), free(a.home), a = (struct account){ 0 };
+	if (nobody) {
+		assert_null(parse_user("nobody", &a));
+		assert_int_equal(a.uid, nobody->pw_uid);
+		assert_int_equal(a.gid, nobody->pw_gid);
+		assert_string_equal(a.home, nobody->pw_dir);
+		free(a.name), free(a.home), a = (struct account){ 0 };
+		assert_null(parse_user("nobody:root", &a));
+		assert_int_equal(a.gid, 0);
+		free(a.name), free(a.home), a = (struct account){ 0 };
+	}
+	/* Nothing allocated, nothing set, on any failure. */
+	assert_string_equal(parse_user("", &a), "invalid user");
+	assert_string_equal(parse_user(":root", &a), "invalid user");
+	assert_string_equal(parse_user("root:", &a), "invalid user");
+	assert_string_equal(parse_user("root:root:root", &a), "invalid user");
+	assert_string_equal(parse_user("no-such-user-hw", &a), "unknown user in");
+	assert_string_equal(parse_user("4000000", &a), "unknown user in"); /* a number needs an entry here */
+	assert_string_equal(parse_user("root:no-such-group-hw", &a), "unknown group in");
+	assert_false(a.set);
+	assert_null(a.name);
+	assert_null(a.home);
+}
+
+/* Not root: --user is a usage error naming the value, before anything else is looked at. */
+static void user_as_nobody(void)
+{
+	struct config c;
+	int rc;
+
+	CHECK(setgid(65534) == 0 && setuid(65534) == 0);
+	capture_start();
+	rc = parse_options(4, (char *[]){ "hupwatch", "--user", "root", "cmd", NULL }, &c);
+	capture_end();
+	CHECK_INT(rc, EXIT_FAILURE_OWN);
+	CHECK(strstr(cap_err, "hupwatch: --user: only root can run generations as another user (hupwatch runs as "
+			      "uid 65534): 'root'\n") == cap_err);
+	CHECK_INT(count_lines(cap_err), 2);
+	CHECK(c.user.name == NULL);
+}
+
+static void test_user_needs_root(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	checked_in_child(user_as_nobody);
+}
+
+static void expect_env_line(const char *line, enum env_line want, size_t want_name_len, const char *want_why)
+{
+	size_t name_len = 12345;
+	const char *why = "unset";
+	enum env_line got = parse_env_line(line, strlen(line), &name_len, &why);
+
+	if (got != want)
+		fail_msg("parse_env_line(\"%s\") = %d, want %d (%s)", line, got, want, why ? why : "");
+	if (want == ENV_VARIABLE)
+		assert_int_equal(name_len, want_name_len);
+	if (want == ENV_BAD)
+		assert_string_equal(why, want_why);
+	else
+		assert_null(why);
+}
+
+static void test_env_line(void **state)
+{
+	static const char no_eq[] = "no '=' (lines are NAME=value)";
+	static const char bad_char[] = "invalid character in the variable name (lines are NAME=value)";
+	size_t name_len = 0;
+	const char *why;
+
+	(void)state;
+	expect_env_line("", ENV_SKIP, 0, NULL);
+	expect_env_line("   ", ENV_SKIP, 0, NULL);
+	expect_env_line(" \t ", ENV_SKIP, 0, NULL);
+	expect_env_line("#", ENV_SKIP, 0, NULL);
+	expect_env_line("# a comment = x", ENV_SKIP, 0, NULL);
+	expect_env_line("  # indented", ENV_SKIP, 0, NULL);
+	expect_env_line("#FOO=1", ENV_SKIP, 0, NULL);
+	expect_env_line("A=", ENV_VARIABLE, 1, NULL);
+	expect_env_line("A=1", ENV_VARIABLE, 1, NULL);
+	expect_env_line("_=1", ENV_VARIABLE, 1, NULL);
+	expect_env_line("DATABASE_URL=postgres://u:p@h/db?x=1", ENV_VARIABLE, 12, NULL);
+	expect_env_line("a1_B2=\"quoted\"", ENV_VARIABLE, 5, NULL); /* quotes are the value's own */
+	expect_env_line("A= spaced  ", ENV_VARIABLE, 1, NULL);
+	expect_env_line("A==b", ENV_VARIABLE, 1, NULL);
+	expect_env_line("A=#not a comment", ENV_VARIABLE, 1, NULL);
+	expect_env_line("A=$HOME", ENV_VARIABLE, 1, NULL);
+	expect_env_line("FOO", ENV_BAD, 0, no_eq);
+	expect_env_line("export FOO=1", ENV_BAD, 0, bad_char);
+	expect_env_line("FOO =1", ENV_BAD, 0, bad_char);
+	expect_env_line("FOO-BAR=1", ENV_BAD, 0, bad_char);
+	expect_env_line("F\xc3\xa9=1", ENV_BAD, 0, bad_char);
+	expect_env_line("=1", ENV_BAD, 0, "empty variable name");
+	expect_env_line("1A=1", ENV_BAD, 0, "variable name starts with a digit");
+	expect_env_line(" FOO=1", ENV_BAD, 0, "blank before the variable name");
+	expect_env_line("\tFOO=1", ENV_BAD, 0, "blank before the variable name");
+	expect_env_line("FOO=1\r", ENV_BAD, 0, "carriage return at the end of the line (a CRLF file?)");
+	expect_env_line("\r", ENV_BAD, 0, "carriage return at the end of the line (a CRLF file?)");
+	expect_env_line("FOO=a\rb", ENV_VARIABLE, 3, NULL); /* only at the end: a CRLF file */
+	/* A NUL anywhere, and no reading past len (the line is not NUL-terminated). */
+	assert_int_equal(parse_env_line("A=1\0B", 5, &name_len, &why), ENV_BAD);
+	assert_string_equal(why, "NUL byte in the line");
+	assert_int_equal(parse_env_line("\0", 1, &name_len, &why), ENV_BAD);
+	assert_int_equal(parse_env_line("AB=1", 2, &name_len, &why), ENV_BAD); /* "AB" */
+	assert_string_equal(why, no_eq);
+	assert_int_equal(parse_env_line("A=1", 2, &name_len, &why), ENV_VARIABLE); /* "A=" */
+	assert_int_equal(name_len, 1);
+}
+
+/* The whole file, as the child applies it: later lines win, the first bad line is named. */
+static void env_file_in_child(void)
+{
+	char why[400], path[PATH_MAX];
+	FILE *f;
+
+	path_in_tmp(path, sizeof(path), "app.env");
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	fputs("# settings\n\nHW_A=1\nHW_B=two words \"q\"\nHW_A=3\n  \nHW_C=", f);
+	CHECK(fclose(f) == 0);
+	CHECK(chdir(tmpdir) == 0);
+	CHECK(load_env_file("app.env", tmpdir, why, sizeof(why)) == 0);
+	CHECK_STR(getenv("HW_A"), "3");
+	CHECK_STR(getenv("HW_B"), "two words \"q\"");
+	CHECK_STR(getenv("HW_C"), ""); /* no newline at the end: still a line */
+
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	fputs("HW_D=1\n# x\nexport HW_E=2\nHW_F=3\n", f);
+	CHECK(fclose(f) == 0);
+	CHECK(load_env_file("app.env", tmpdir, why, sizeof(why)) == -1);
+	snprintf(path, sizeof(path), "--env-file %s/app.env:3: invalid character in the variable name (lines are "
+		 "NAME=value)", tmpdir);
+	CHECK_STR(why, path);
+	CHECK(getenv("HW_F") == NULL); /* stopped at the bad line (the child then exits) */
+
+	/* Absolute names are taken as they are; missing files and directories are named. */
+	path_in_tmp(path, sizeof(path), "missing.env");
+	CHECK(load_env_file(path, "/elsewhere", why, sizeof(why)) == -1);
+	CHECK(strstr(why, "cannot read --env-file '") == why && strstr(why, "/missing.env': No such file or directory"));
+	CHECK(load_env_file(".", tmpdir, why, sizeof(why)) == -1);
+	CHECK(strstr(why, "/.': not a regular file") != NULL);
+	CHECK(load_env_file("/dev/null", "", why, sizeof(why)) == -1);
+	CHECK_STR(why, "cannot read --env-file '/dev/null': not a regular file");
+
+	/* A CRLF file fails at its first line; an empty one is fine. */
+	path_in_tmp(path, sizeof(path), "crlf.env");
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	fputs("HW_G=1\r\n", f);
+	CHECK(fclose(f) == 0);
+	CHECK(load_env_file("crlf.env", "", why, sizeof(why)) == -1);
+	CHECK_STR(why, "--env-file crlf.env:1: carriage return at the end of the line (a CRLF file?)");
+	f = fopen(path, "w");
+	CHECK(f != NULL && fclose(f) == 0);
+	CHECK(load_env_file("crlf.env", "", why, sizeof(why)) == 0);
+	/* Larger than 1 MiB: refused whole. */
+	CHECK(truncate(path, ENV_FILE_MAX + 1) == 0);
+	CHECK(load_env_file("crlf.env", "", why, sizeof(why)) == -1);
+	CHECK_STR(why, "cannot read --env-file 'crlf.env': larger than 1 MiB");
+}
+
+static void test_env_file(void **state)
+{
+	(void)state;
+	checked_in_child(env_file_in_child);
+}
+
+/* The bad line of an --env-file reaches the loop whole, as the reason of the failed start. */
+static void test_env_file_error_reported(void **state)
+{
+	char path[PATH_MAX], want[PATH_MAX + 128];
+	struct generation *g;
+	int status = 0;
+	FILE *f;
+
+	(void)state;
+	path_in_tmp(path, sizeof(path), "bad.env");
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("OK=1\nbad line\n", f);
+	assert_int_equal(fclose(f), 0);
+	hw.workdir = xstrdup(tmpdir);
+	hw.cfg.env_file = "bad.env";
+	g = spawn(IN_WORKDIR, want, sizeof(want), &status);
+	assert_non_null(g);
+	while (g->exec_fd >= 0) {
+		char why[512];
+		struct pollfd pfd = { g->exec_fd, POLLIN, 0 };
+
+		assert_true(poll(&pfd, 1, 5000) == 1);
+		if (read_exec_pipe(g, why, sizeof(why), &status) == EXEC_FAILED) {
+			snprintf(want, sizeof(want), "--env-file %s/bad.env:2: invalid character in the variable name "
+				 "(lines are NAME=value)", tmpdir);
+			assert_string_equal(why, want);
+			assert_int_equal(status, EXIT_FAILURE_OWN);
+			assert_int_equal(WEXITSTATUS(wait_dead(g->pid)), EXIT_FAILURE_OWN);
+			return;
+		}
+	}
+	fail_msg("the exec pipe closed without the --env-file error");
+}
+
+/* Without -T, a stopping generation gets DEFAULT_STOP_TIMEOUT, one never ready FAILED_STOP_GRACE. */
+static void test_default_stop_timeout(void **state)
+{
+	struct config c;
+	nsec_t t = now();
+
+	(void)state;
+	assert_int_equal(parse_args(&hw.cfg, "cmd", NULL), 0);
+	assert_int_equal(hw.cfg.stop_timeout, DEFAULT_STOP_TIMEOUT);
+	assert_int_equal(kill_deadline(GEN_STOPPING, t), t + SEC(75));
+	assert_int_equal(kill_deadline(GEN_FAILED, t), t + FAILED_STOP_GRACE);
+	free_config(&hw.cfg);
+	assert_int_equal(parse_args(&hw.cfg, "-T", "0", "cmd", NULL), 0); /* no limit */
+	assert_int_equal(kill_deadline(GEN_STOPPING, t), NEVER);
+	assert_int_equal(kill_deadline(GEN_FAILED, t), t + FAILED_STOP_GRACE);
+	free_config(&hw.cfg);
+	assert_int_equal(parse_args(&hw.cfg, "-T", "12", "cmd", NULL), 0);
+	assert_int_equal(kill_deadline(GEN_STOPPING, t), t + SEC(12));
+	assert_int_equal(kill_deadline(GEN_FAILED, t), t + SEC(12)); /* -T given: for every generation */
+	free_config(&hw.cfg);
+	assert_int_equal(parse_args(&c, "-T", "75", "cmd", NULL), 0);
+	assert_int_equal(c.stop_timeout, DEFAULT_STOP_TIMEOUT);
+	free_config(&c);
+}
+
+/* --socket-mode and --socket-owner without a unix: socket to act on: a warning each. */
+static void test_socket_options_warn(void **state)
+{
+	(void)state;
+	assert_int_equal(parse_args(&hw.cfg, "--socket-mode", "600", "--socket-owner", "root", "-l", "8080", "cmd",
+				    NULL), 0);
+	assert_non_null(strstr(cap_err, "warning: --socket-mode has no effect without a --listen unix:PATH\n"));
+	assert_non_null(strstr(cap_err, "warning: --socket-owner has no effect without a --listen unix:PATH\n"));
+	assert_int_equal(count_lines(cap_err), 2);
+	free_config(&hw.cfg);
+	assert_int_equal(parse_args(&hw.cfg, "--socket-mode", "600", "-l", "8080", "-l", "unix:/x", "cmd", NULL), 0);
+	assert_string_equal(cap_err, "");
+	free_config(&hw.cfg);
+}
+
+/* --socket-mode and --socket-owner on the file, before listen(); nothing else is touched. */
+static void test_listen_unix_access(void **state)
+{
+	struct address a = { .family = AF_UNIX, .socktype = SOCK_STREAM };
+	struct stat sb;
+	mode_t before = umask(022);
+	int fd;
+
+	(void)state;
+	path_in_tmp(a.path, sizeof(a.path), "s.sock");
+	fd = listen_unix(&a, 4);
+	assert_true(fd >= 0);
+	assert_int_equal(lstat(a.path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0755); /* as bind() makes it */
+	close(fd);
+	hw.cfg.socket_mode_set = true;
+	hw.cfg.socket_mode = 0660;
+	hw.cfg.socket_owner_set = true;
+	hw.cfg.socket_uid = (uid_t)-1;
+	hw.cfg.socket_gid = 65534;
+	fd = listen_unix(&a, 4); /* the stale file is replaced */
+	assert_true(fd >= 0);
+	assert_int_equal(lstat(a.path, &sb), 0);
+	assert_true(S_ISSOCK(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0660);
+	assert_int_equal(sb.st_uid, geteuid());
+	assert_int_equal(sb.st_gid, 65534);
+	assert_int_equal(umask(before), 022); /* restored */
+	close(fd);
+	/* Only the owner given: the mode is what the umask would have made. */
+	hw.cfg.socket_mode_set = false;
+	hw.cfg.socket_uid = 65534;
+	hw.cfg.socket_gid = (gid_t)-1;
+	umask(027);
+	fd = listen_unix(&a, 4);
+	umask(before);
+	assert_true(fd >= 0);
+	assert_int_equal(lstat(a.path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0750);
+	assert_int_equal(sb.st_uid, 65534);
+	close(fd);
 }
 
 static void test_judge_warmup_only(void **state)
@@ -3223,6 +3720,18 @@ int main(void)
 		TEST(test_options_defaults),
 		TEST(test_options_each),
 		TEST(test_options_combined),
+		TEST(test_address_udp),
+		TEST(test_parse_mode),
+		TEST(test_split_account),
+		TEST(test_parse_owner),
+		TEST(test_parse_user),
+		TEST(test_user_needs_root),
+		TEST(test_env_line),
+		TEST(test_env_file),
+		TEST(test_env_file_error_reported),
+		TEST(test_default_stop_timeout),
+		TEST(test_listen_unix_access),
+		TEST(test_socket_options_warn),
 		TEST(test_options_warmup_default),
 		TEST(test_options_warnings),
 		TEST(test_options_usage_errors),

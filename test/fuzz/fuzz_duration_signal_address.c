@@ -30,7 +30,7 @@ static nsec_t reference_duration(const char *s)
 			return -1;
 	} else if (s[int_digits] != '\0')
 		return -1;
-	if (int_digits + frac_digits == 0)
+	if (int_digits + frac_digits == 0 || frac_digits > 9) /* finer than a nanosecond: refused */
 		return -1;
 	for (size_t i = 0; i < int_digits; i++) {
 		sec = sec * 10 + (s[i] - '0');
@@ -95,12 +95,17 @@ static void check_address(const char *s)
 {
 	struct address a;
 	char rebuilt[sizeof(a.host) + sizeof(a.port) + sizeof(a.path) + 16];
+	const char *rest;
 	char *name;
 
 	if (parse_address(s, &a) != 0)
 		return;
 	CHECK(memchr(a.host, '\0', sizeof(a.host)) && memchr(a.port, '\0', sizeof(a.port)) &&
 	      memchr(a.path, '\0', sizeof(a.path)));
+	/* udp: comes before an inet form only, and is all that makes a datagram socket. */
+	CHECK(a.socktype == SOCK_STREAM || (a.socktype == SOCK_DGRAM && a.family != AF_UNIX));
+	CHECK((a.socktype == SOCK_DGRAM) == (strncmp(s, "udp:", 4) == 0));
+	rest = a.socktype == SOCK_DGRAM ? s + 4 : s;
 	switch (a.family) {
 	case AF_UNIX:
 		CHECK(*a.path && !*a.host && !*a.port);
@@ -123,7 +128,7 @@ static void check_address(const char *s)
 	}
 	if (a.family != AF_UNIX)
 		CHECK(all_digits(a.port) && strlen(a.port) <= 5 && atol(a.port) <= 65535);
-	CHECK(strcmp(rebuilt, s) == 0);
+	CHECK(strcmp(rebuilt, rest) == 0);
 	name = fd_name(s);
 	CHECK(strlen(name) == strlen(s));
 	for (const char *p = name; *p; p++)

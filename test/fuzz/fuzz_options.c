@@ -22,15 +22,16 @@ static bool valid_signal(int sig)
 	return sig >= 1 && sig <= SIGRTMAX && (sig <= 31 || sig >= SIGRTMIN);
 }
 
-static void check_config(const struct config *c, int argc, char **argv)
+static void check_accepted(const struct config *c, int argc, char **argv)
 {
 	struct address a;
 
 	CHECK(c->command >= argv + 1 && c->command <= argv + argc);
 	CHECK(c->warmup >= 0 && c->warmup <= MAX_SECONDS * NSEC_PER_SEC);
 	CHECK(c->ready_interval > 0 && c->ready_interval <= MAX_SECONDS * NSEC_PER_SEC);
-	CHECK(c->ready_timeout >= 0 && c->ready_timeout <= MAX_SECONDS * NSEC_PER_SEC);
-	CHECK(c->stop_timeout >= 0 && c->stop_timeout <= MAX_SECONDS * NSEC_PER_SEC);
+	/* -t 0 and -T 0: NEVER, no limit. */
+	CHECK(c->ready_timeout == NEVER || (c->ready_timeout > 0 && c->ready_timeout <= MAX_SECONDS * NSEC_PER_SEC));
+	CHECK(c->stop_timeout == NEVER || (c->stop_timeout > 0 && c->stop_timeout <= MAX_SECONDS * NSEC_PER_SEC));
 	CHECK(valid_signal(c->stop_signal));
 	CHECK(c->backlog >= 1 && c->backlog <= 1000000);
 	CHECK(c->level == L_DEBUG || c->level == L_INFO || c->level == L_ERROR);
@@ -39,6 +40,9 @@ static void check_config(const struct config *c, int argc, char **argv)
 	CHECK(!c->status_file || *c->status_file);
 	CHECK(!c->ready_cmd || *c->ready_cmd);
 	CHECK((c->nlisten == 0) == (c->listen == NULL));
+	CHECK(!c->socket_mode_set || c->socket_mode <= 0777);
+	CHECK(!c->env_file || *c->env_file);
+	CHECK(!c->user.set || (c->user.name && c->user.home));
 	for (size_t i = 0; i < c->nlisten; i++)
 		CHECK(parse_address(c->listen[i], &a) == 0);
 	if (c->reload) {
@@ -87,9 +91,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = parse_options(argc, argv, &c);
 	CHECK(rc == 0 || rc == -1 || rc == EXIT_FAILURE_OWN);
 	if (rc == 0)
-		check_config(&c, argc, argv);
+		check_accepted(&c, argc, argv);
 	else
-		CHECK(c.listen == NULL); /* freed on every early return */
+		CHECK(c.listen == NULL && c.user.name == NULL); /* freed on every early return */
 	free_config(&c);
 	free(buf);
 	return 0;
