@@ -2247,6 +2247,44 @@ static bool socket_matches(int fd, const struct address *a)
 					     : ((struct sockaddr_in6 *)&ss)->sin6_port) == port;
 }
 
+/*
+ * Of pid's descriptors, a copy of the listening socket for a; -1 with errno. fd 3+i first (where
+ * LISTEN_FDS put it), then every other socket it holds: servers often move it (Python's
+ * socket.fromfd() duplicates it and closes the original).
+ */
+static int find_listening_fd(int pidfd, pid_t pid, size_t i, const struct address *a)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, 3 + (int)i, 0U), err = errno;
+
+	if (fd >= 0 && socket_matches(fd, a))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if (!(d = opendir(path)))
+		return errno = err, -1;
+	fd = -1;
+	/* cppcheck-suppress readdirCalled */
+	while (fd < 0 && (e = readdir(d))) {
+		long long n;
+
+		if (parse_number(e->d_name, INT_MAX, &n) || n == 3 + (long long)i)
+			continue;
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)n, 0U);
+		if (fd >= 0 && !socket_matches(fd, a)) {
+			close(fd);
+			fd = -1;
+		} else if (fd < 0)
+			err = errno;
+	}
+	closedir(d);
+	errno = fd < 0 && err == EBADF ? ENOENT : err;
+	return fd;
+}
+
 /* Socket i of --listen from the predecessor's current generation, or -1 (why is logged). */
 static int take_socket(size_t i, const struct address *a)
 {
@@ -2256,15 +2294,13 @@ static int take_socket(size_t i, const struct address *a)
 	if (!o)
 		return -1;
 	pidfd = (int)syscall(SYS_pidfd_open, o->pid, 0U);
-	fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, 3 + (int)i, 0U);
+	fd = pidfd < 0 ? -1 : find_listening_fd(pidfd, o->pid, i, a);
 	if (pidfd >= 0)
 		close(pidfd);
-	if (fd >= 0 && socket_matches(fd, a))
+	if (fd >= 0)
 		return fd;
 	logmsg(L_WARNING, "cannot take over '%s' from gen %u pid %d: %s", hw.cfg.listen[i], o->number, (int)o->pid,
-	       fd < 0 ? strerror(errno) : "its fd is not that listening socket");
-	if (fd >= 0)
-		close(fd);
+	       errno == ENOENT ? "it holds no such listening socket" : strerror(errno));
 	return -1;
 }
 
@@ -3434,6 +3470,7 @@ static void write_handover(FILE *f)
 	put_text(f, hw.workdir);
 	put_text(f, hw.self.exe);
 	fputc('\n', f);
+	fprintf(f, "W %" PRId64 " %" PRId64 "\n", hw.upstream.watchdog, hw.upstream.watchdog_next);
 	for (size_t i = 0; i < hw.sock.n; i++) {
 		fprintf(f, "L %d", hw.sock.list[i].fd);
 		put_text(f, hw.sock.list[i].name);
@@ -4139,6 +4176,9 @@ static void find_orphans(void)
 	if (hw.takeover.n)
 		logmsg(L_WARNING, "hupwatch pid %ld died without cleaning up; %zu of its generations still run",
 		       st.pid, hw.takeover.n);
+	for (size_t i = 0; i < hw.takeover.n; i++) /* our generations are numbered on from theirs */
+		if (hw.takeover.list[i].number > hw.last_number)
+			hw.last_number = hw.takeover.list[i].number;
 	hw.reload.requests = st.requests; /* so that a --reload that was waiting does not take ours for its own */
 	hw.reload.count = st.reload;
 }
@@ -4331,6 +4371,10 @@ static void resume_line(char *line)
 		add_listener(fd, get_text(t[2]), get_text(t[3]), get_text(t[4]));
 	} else if (strcmp(t[0], "G") == 0)
 		resume_generation(t, n);
+	else if (strcmp(t[0], "W") == 0 && n == 3) {
+		hw.upstream.watchdog = record_number(t[1]);
+		hw.upstream.watchdog_next = record_number(t[2]);
+	}
 }
 
 /* The record's version, from its first line; -1 if it is none. */
