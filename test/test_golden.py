@@ -116,6 +116,13 @@ class GoldenTest(unittest.TestCase):
             return "<hupwatch starttime>"
         if key == "generation_pid" and value.isdigit() and int(value) in pids:
             return pids[int(value)]
+        if key == "generations" and value:
+            def one(item):
+                m = re.fullmatch(r"(\d+):(\d+):(\d+):([a-z]+)", item)
+                if not m or int(m.group(2)) not in pids:
+                    return item
+                return "%s:%s:<starttime>:%s" % (m.group(1), pids[int(m.group(2))], m.group(4))
+            return ",".join(one(i) for i in value.split(","))
         if key == "reload_started" and re.fullmatch(r"\d+\.\d{9}", value) and float(value) > 0:
             return "<CLOCK_MONOTONIC seconds.nanoseconds>"
         return value
