@@ -3007,8 +3007,8 @@ static void drop_notify(const struct generation *g, pid_t pid, const char *why)
 {
 	hw.notify.drops.level = g->state == GEN_STARTING ? L_WARNING : L_DEBUG;
 	if (ratelimit_allow(&hw.notify.drops, now()))
-		logmsg(hw.notify.drops.level, "dropped notify message from pid %d on gen %u's socket: %s", (int)pid,
-		       g->number, why);
+		logmsg(hw.notify.drops.level, "dropped notify message from pid %d: %s (on gen %u's socket)", (int)pid,
+		       why, g->number);
 }
 
 /* Descriptors sent along (an fd store is not ours to keep) are closed; the sender comes back. */

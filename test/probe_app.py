@@ -10,7 +10,9 @@ not named behaves well:
 health  the status /health answers (default 200); every other path answers 200
 boot    seconds to sleep before accepting anything (the sockets are listening all along: they are
         hupwatch's)
-crash   exit 3 this many seconds after it began to accept
+crash   exit 3 this many seconds after it began to accept: it stops accepting, finishes the
+        answers in progress, then exits (a request a process holds when it dies is lost whatever
+        supervises it; the connections still queued on the shared sockets are not)
 report  a directory where it writes gen<N>.env: its LISTEN_FDNAMES and HUPWATCH_PROBE_ADDRESS
 
 Every answer's body is "gen=N pid=P", as test/child --serve and test/app.py say it. On SIGTERM it
@@ -76,6 +78,10 @@ def main():
     deadline = time.monotonic() + float(crash) if crash is not None else None
     while not stop.is_set():
         if deadline is not None and time.monotonic() >= deadline:
+            stop.set()
+            for t in threads:
+                t.join()
+            time.sleep(0.1)  # answers in progress
             os._exit(3)
         stop.wait(0.05)
     for t in threads:
