@@ -675,11 +675,12 @@ static int parse_http_status(const char *buf, size_t len, int *code, size_t *lin
 			return -1;
 	if (buf[9] < '1' || buf[9] > '5' || (n > 12 && buf[12] != ' '))
 		return -1;
-	for (i = 13; i < n; i++) /* reason-phrase: HTAB, SP, VCHAR, obs-text */
-		if ((unsigned char)buf[i] < 0x20 && buf[i] != '\t')
+	for (i = 13; i < n; i++) { /* reason-phrase: HTAB, SP, VCHAR, obs-text */
+		unsigned char c = (unsigned char)buf[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
 			return -1;
-		else if (buf[i] == 0x7f)
-			return -1;
+	}
 	*code = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
 	*line_len = (size_t)(nl - buf) + 1;
 	return 1;
@@ -1989,10 +1990,9 @@ static int pass_sockets(const struct gen_sockets *own)
 	snprintf(num, sizeof(num), "%d", (int)getpid());
 	setenv("LISTEN_PID", num, 1);
 	if (own->probe_fd >= 0) {
-		size_t size = strlen(hw.sock.fdnames) + sizeof(":hupwatch-probe");
-		char *names = xmalloc(size);
+		char names[strlen(hw.sock.fdnames) + sizeof(":hupwatch-probe")];
 
-		snprintf(names, size, "%s%shupwatch-probe", hw.sock.fdnames, hw.sock.n ? ":" : "");
+		snprintf(names, sizeof(names), "%s%shupwatch-probe", hw.sock.fdnames, hw.sock.n ? ":" : "");
 		setenv("LISTEN_FDNAMES", names, 1);
 	} else
 		setenv("LISTEN_FDNAMES", hw.sock.fdnames, 1);
@@ -2372,7 +2372,7 @@ static void http_done(struct generation *g, nsec_t t, int code, const char *what
 	bool ok = code >= 200 && code <= 299;
 
 	snprintf(line, sizeof(line), "GET %s: %s", hw.cfg.ready_http, what);
-	logmsg(strcmp(line, g->http_last) || (ok && g->state == GEN_STARTING) ? L_INFO : L_DEBUG,
+	logmsg(strcmp(line, g->http_last) != 0 || (ok && g->state == GEN_STARTING) ? L_INFO : L_DEBUG,
 	       "gen %u pid %d: %s (%.3fs)", g->number, (int)g->pid, line, seconds(t - g->http.started));
 	memcpy(g->http_last, line, sizeof(line));
 	http_close(&g->http);
