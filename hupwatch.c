@@ -7,6 +7,13 @@
  *
  *   STARTING --ready--> CURRENT --replaced--> STOPPING --its whole process group gone--> (freed)
  *   STARTING --exec failed, died, not ready in time--> FAILED --group gone--> (freed)
+ *   with --settle-time: STARTING --ready--> SETTLING --stayed alive (and answering)--> CURRENT;
+ *   SETTLING --died, stopped answering--> FAILED, and the old CURRENT was never stopped
+ *
+ * A generation owns its resources: its process group, its notify socket (a path in hupwatch's
+ * private runtime directory, so the socket a message arrives on says whose it is) and, with
+ * --probe-socket or --ready-http, a probe socket no other generation has. All of them are made
+ * in spawn() and released in remove_generation(), when the generation is gone.
  *
  * The sections, in the order they depend on each other (no forward declarations):
  *   types and state     the configuration, the generation record, the one global `hw`
@@ -18,7 +25,7 @@
  *   upstream            sd_notify to the service manager above us
  *   sockets             the listening sockets held for every generation
  *   generations         spawn, the one state writer, stopping, the end of a process group
- *   readiness           judge(), the ready command
+ *   readiness           judge(), the ready command, the HTTP check
  *   lifecycle           hupwatch's own states: reload, shut down, exit
  *   events              handlers named by the state they handle, reaping, signals, notify
  *   set-up, loop        everything before the loop, and the loop
@@ -133,6 +140,9 @@ struct config {
 	bool warmup_set;
 	bool notify;
 	const char *ready_cmd;
+	const char *ready_http; /* --ready-http PATH */
+	bool probe_socket;      /* --probe-socket, implied by --ready-http */
+	nsec_t settle;          /* --settle-time; 0: none */
 	nsec_t ready_interval;
 	nsec_t ready_timeout; /* NEVER: no limit (-t 0) */
 	bool ready_timeout_set;
@@ -162,8 +172,8 @@ struct config {
 	bool seen[512]; /* which options were given, by getopt code */
 };
 
-enum gen_state { GEN_STARTING, GEN_CURRENT, GEN_STOPPING, GEN_FAILED };
-static const char *const gen_state_names[] = { "starting", "current", "stopping", "failed" };
+enum gen_state { GEN_STARTING, GEN_SETTLING, GEN_CURRENT, GEN_STOPPING, GEN_FAILED };
+static const char *const gen_state_names[] = { "starting", "settling", "current", "stopping", "failed" };
 
 /* A limit on log lines of one kind: at most `burst` a second, then one line counting the rest. */
 struct ratelimit {
@@ -171,6 +181,31 @@ struct ratelimit {
 	unsigned logged, suppressed;
 	enum level level; /* of the line that counts what was left out */
 	char what[32];    /* what it counts */
+};
+
+/* The longest HTTP status line --ready-http reads; a longer one is malformed. */
+#define HTTP_LINE_MAX 512
+/* A try of --ready-http gets --ready-interval, and never less than this. */
+#define HTTP_TRY_MIN NSEC_PER_SEC
+
+/* One try of --ready-http: a non-blocking GET on the generation's probe socket. */
+struct http_try {
+	int fd;     /* -1: no try in flight */
+	size_t sent; /* bytes of the request written */
+	size_t got;
+	nsec_t started, deadline;
+	char buf[HTTP_LINE_MAX];
+};
+
+/* What a generation owns besides its processes; -1 / NULL: none. */
+struct gen_sockets {
+	int notify_fd;
+	char *notify_path;
+	int probe_fd;
+	char *probe_address; /* HUPWATCH_PROBE_ADDRESS: HOST:PORT, [IPV6]:PORT or unix:PATH */
+	char *probe_path;    /* a unix probe socket's file */
+	struct sockaddr_storage probe_sa;
+	socklen_t probe_len;
 };
 
 struct generation {
@@ -194,6 +229,13 @@ struct generation {
 	bool probe_ok;
 	pid_t probe_pid;
 	nsec_t probe_next;
+	struct gen_sockets own;
+	struct http_try http;
+	bool http_ok;        /* a 2xx answered, while starting */
+	bool unhealthy;      /* a try failed while settling */
+	nsec_t http_next;    /* the next try of --ready-http */
+	nsec_t settle_end;   /* SETTLING: current then */
+	char http_last[160]; /* the latest try's outcome, for logs and reasons */
 	struct ratelimit status_lines;
 	struct generation *next;
 };
@@ -267,10 +309,9 @@ static struct {
 		char *fdnames; /* LISTEN_FDNAMES for every generation */
 	} sock;
 	struct {
-		int fd;
-		char name[64]; /* "@hupwatch/..." as given in NOTIFY_SOCKET */
-		struct ratelimit drops;
+		struct ratelimit drops; /* every generation has its own notify socket (struct gen_sockets) */
 	} notify;
+	char *runtime_dir; /* private (0700): the path sockets of the generations; removed at exit */
 	struct {
 		int fd;
 		char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* NOTIFY_SOCKET as given */
@@ -312,7 +353,7 @@ static struct {
 		bool lost_current;            /* the current generation died while a replacement started */
 		int lost_status;              /* its status, which hupwatch exits with if that one fails */
 	} exit;
-} hw = { .sigfd = -1, .respawn = { .at = NEVER }, .self = { .exe_fd = -1 }, .upgrade = { .fd = -1 }, .notify = { .fd = -1 }, .upstream = { .fd = -1 }, .files = { .lock_fd = -1 } };
+} hw = { .sigfd = -1, .respawn = { .at = NEVER }, .self = { .exe_fd = -1 }, .upgrade = { .fd = -1 }, .upstream = { .fd = -1 }, .files = { .lock_fd = -1 } };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -894,10 +935,51 @@ static enum env_line parse_env_line(const char *line, size_t len, size_t *name_l
 	return ENV_VARIABLE;
 }
 
-/* With -n or -c a generation must send a readiness message or pass a check; else the warm-up decides. */
+/* With -n, -c or --ready-http a generation must send a message or pass a check; else the warm-up decides. */
 static bool awaits_readiness(const struct config *c)
 {
-	return c->notify || c->ready_cmd;
+	return c->notify || c->ready_cmd || c->ready_http;
+}
+
+/* Does every generation get a probe socket of its own? */
+static bool has_probe(const struct config *c)
+{
+	return c->probe_socket || c->ready_http;
+}
+
+/*
+ * Pure: the status line at the start of an HTTP response (RFC 9112: HTTP-version SP
+ * status-code SP [reason-phrase] CRLF; a bare LF and a missing SP before an empty reason are
+ * taken too). 1 with *code and *line_len (up to and with the LF) when buf holds it, 0 when
+ * more is needed (no LF yet within HTTP_LINE_MAX bytes), -1 when it is malformed.
+ */
+static int parse_http_status(const char *buf, size_t len, int *code, size_t *line_len)
+{
+	const char *nl = memchr(buf, '\n', len < HTTP_LINE_MAX ? len : HTTP_LINE_MAX);
+	size_t n, i;
+
+	if (!nl)
+		return len < HTTP_LINE_MAX ? 0 : -1;
+	n = (size_t)(nl - buf);
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n < 12 || memcmp(buf, "HTTP/", 5) != 0 || !isdigit((unsigned char)buf[5]) || buf[6] != '.' ||
+	    !isdigit((unsigned char)buf[7]) || buf[8] != ' ')
+		return -1;
+	for (i = 9; i < 12; i++)
+		if (!isdigit((unsigned char)buf[i]))
+			return -1;
+	if (buf[9] < '1' || buf[9] > '5' || (n > 12 && buf[12] != ' '))
+		return -1;
+	for (i = 13; i < n; i++) { /* reason-phrase: HTAB, SP, VCHAR, obs-text */
+		unsigned char c = (unsigned char)buf[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return -1;
+	}
+	*code = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	*line_len = (size_t)(nl - buf) + 1;
+	return 1;
 }
 
 /* ---- status format ------------------------------------------------------------------------ */
@@ -1142,6 +1224,7 @@ static const char usage_text[] =
 	"                [-l ADDRESS]... [-b N] [-d DIR]\n"
 	"                [-p FILE] [-S FILE] [--socket-mode MODE] [--env-file FILE]\n"
 	"                [--socket-owner USER[:GROUP]] [--user USER[:GROUP]]\n"
+	"                [--probe-socket] [--ready-http PATH] [--settle-time SECONDS]\n"
 	"                [--] COMMAND [ARG]...\n"
 	"       hupwatch -R -S FILE [-t SECONDS]\n"
 	"       hupwatch --upgrade -S FILE [-t SECONDS]\n"
@@ -1153,9 +1236,17 @@ static const char usage_text[] =
 	"                                with -n or -c: 0, then an additional minimum age)\n"
 	"  -n, --notify                  ready when it sends READY=1 to $NOTIFY_SOCKET\n"
 	"  -c, --ready-cmd COMMAND       ready when '/bin/sh -c COMMAND' exits 0\n"
-	"  -i, --ready-interval SECONDS  run the ready command this often (default 0.2)\n"
-	"  -t, --ready-timeout SECONDS   with -n or -c: give up on a generation not ready\n"
-	"                                in time (default 60, 0 = no limit)\n"
+	"      --ready-http PATH         ready when GET PATH on the generation's probe socket\n"
+	"                                answers 2xx (implies --probe-socket)\n"
+	"  -i, --ready-interval SECONDS  run the ready command or the HTTP check this often\n"
+	"                                (default 0.2)\n"
+	"  -t, --ready-timeout SECONDS   with -n, -c or --ready-http: give up on a generation\n"
+	"                                not ready in time (default 60, 0 = no limit)\n"
+	"      --probe-socket            one more listening socket per generation, only its\n"
+	"                                own: the last of LISTEN_FDS, named hupwatch-probe,\n"
+	"                                its address in $HUPWATCH_PROBE_ADDRESS\n"
+	"      --settle-time SECONDS     stop the old generation only once the new one stayed\n"
+	"                                alive (and answering) this long after ready\n"
 	"Stopping:\n"
 	"  -s, --stop-signal SIGNAL      asks a generation to stop (default TERM)\n"
 	"  -T, --stop-timeout SECONDS    then SIGKILL its process group (default 75,\n"
@@ -1210,6 +1301,9 @@ static const struct option long_options[] = {
 	{ "warmup-time", required_argument, NULL, 'w' },
 	{ "notify", no_argument, NULL, 'n' },
 	{ "ready-cmd", required_argument, NULL, 'c' },
+	{ "ready-http", required_argument, NULL, 'H' }, /* long options only: not in SHORT_OPTIONS */
+	{ "probe-socket", no_argument, NULL, 'P' },
+	{ "settle-time", required_argument, NULL, 'm' },
 	{ "ready-interval", required_argument, NULL, 'i' },
 	{ "ready-timeout", required_argument, NULL, 't' },
 	{ "stop-signal", required_argument, NULL, 's' },
@@ -1388,6 +1482,20 @@ static int user_arg(struct config *c, const char *arg)
 	return 0;
 }
 
+/* An origin-form request target: '/' and printable ASCII without spaces, so the request line stays one line. */
+static int http_path_arg(const char *arg, const char **out)
+{
+	if (arg[0] != '/')
+		return usage_error("--ready-http: the path must start with '/', not '%s'", arg);
+	for (const char *p = arg; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return usage_error("--ready-http: invalid character in path '%s'", arg);
+	if (strlen(arg) > 1024)
+		return usage_error("--ready-http: path longer than 1024 bytes");
+	*out = arg;
+	return 0;
+}
+
 static int nonempty_arg(int opt, const char *arg, const char *what, const char **out)
 {
 	if (!*arg)
@@ -1408,6 +1516,13 @@ static int set_option(struct config *c, int opt, const char *arg)
 		return 0;
 	case 'c':
 		return nonempty_arg(opt, arg, "command", &c->ready_cmd);
+	case 'H':
+		return http_path_arg(arg, &c->ready_http);
+	case 'P':
+		c->probe_socket = true;
+		return 0;
+	case 'm':
+		return duration_arg(opt, arg, &c->settle);
 	case 'i':
 		return interval_arg(arg, &c->ready_interval);
 	case 't':
@@ -1483,9 +1598,9 @@ static int check_client_config(const struct config *c)
 	return 0;
 }
 
-static bool has_ready_cmd(const struct config *c)
+static bool polls(const struct config *c)
 {
-	return c->ready_cmd;
+	return c->ready_cmd || c->ready_http;
 }
 
 static bool has_listen(const struct config *c)
@@ -1512,8 +1627,8 @@ static const struct {
 	bool (*acts)(const struct config *);
 	const char *without;
 } needs[] = {
-	{ 't', awaits_readiness, "--notify or --ready-cmd" },
-	{ 'i', has_ready_cmd, "--ready-cmd" },
+	{ 't', awaits_readiness, "--notify, --ready-cmd or --ready-http" },
+	{ 'i', polls, "--ready-cmd or --ready-http" },
 	{ 'b', has_listen, "--listen" },
 	{ OPT_RESPAWN_LIMIT, has_respawn, "--respawn" },
 	{ OPT_SOCKET_MODE, has_unix_listen, "a --listen unix:PATH" },
@@ -2449,29 +2564,154 @@ static void join_fdnames(void)
 		at += (size_t)snprintf(hw.sock.fdnames + at, size - at, "%s%s", i ? ":" : "", hw.sock.list[i].name);
 }
 
-/* The private datagram socket of --notify, in the abstract namespace: no file to clean up. */
-static int open_notify_socket(void)
+/*
+ * hupwatch's private runtime directory (mode 0700, from mkdtemp) for the path sockets of the
+ * generations: under $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=, the first of a list),
+ * else $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp. Removed at exit (tidy_files).
+ */
+static int make_runtime_dir(void)
 {
-	struct sockaddr_un sa;
-	socklen_t len = 0;
-	int one = 1;
+	static const char *const vars[] = { "RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR", "TMPDIR" };
+	const char *base = "/tmp";
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path) - 24]; /* room for "/notify.N" */
+	size_t len = strlen(base);
 
-	hw.notify.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (hw.notify.fd < 0 || setsockopt(hw.notify.fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
-		goto fail;
-	for (int attempt = 0; attempt < 16; attempt++) {
-		snprintf(hw.notify.name, sizeof(hw.notify.name), "@hupwatch/%d/%08" PRIx64, (int)getpid(),
-			 (uint64_t)(now() ^ ((nsec_t)attempt << 40)) & 0xffffffffu);
-		if (notify_address(hw.notify.name, &sa, &len))
+	for (size_t i = 0; i < COUNT(vars); i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v && v[0] == '/') {
+			base = v;
+			len = strcspn(v, ":");
 			break;
-		if (bind(hw.notify.fd, (struct sockaddr *)&sa, len) == 0)
-			return 0;
-		if (errno != EADDRINUSE)
-			break;
+		}
 	}
-fail:
-	logmsg(L_ERROR, "cannot create the notify socket: %s", strerror(errno));
-	return -1;
+	if ((size_t)snprintf(path, sizeof(path), "%.*s/hupwatch.XXXXXX", (int)len, base) >= sizeof(path)) {
+		logmsg(L_ERROR, "cannot create a private directory under '%.*s': name too long for a socket",
+		       (int)len, base);
+		return -1;
+	}
+	if (!mkdtemp(path)) {
+		logmsg(L_ERROR, "cannot create a private directory under '%.*s': %s", (int)len, base, strerror(errno));
+		return -1;
+	}
+	/* With --user the generations must reach their sockets in it: enter, not list (their files are theirs). */
+	if (hw.cfg.user.set && chmod(path, 0711))
+		logmsg(L_WARNING, "cannot open '%s' to --user: %s", path, strerror(errno));
+	hw.runtime_dir = xstrdup(path);
+	logmsg(L_DEBUG, "private runtime directory %s", path);
+	return 0;
+}
+
+static const struct gen_sockets no_sockets = { .notify_fd = -1, .probe_fd = -1 };
+
+static void close_gen_sockets(struct gen_sockets *o)
+{
+	if (o->notify_fd >= 0)
+		close(o->notify_fd);
+	if (o->probe_fd >= 0)
+		close(o->probe_fd);
+	if (o->notify_path)
+		unlink(o->notify_path);
+	if (o->probe_path)
+		unlink(o->probe_path);
+	free(o->notify_path);
+	free(o->probe_path);
+	free(o->probe_address);
+	*o = no_sockets;
+}
+
+/* The notify socket of generation `number`: only its processes are given the path. */
+static int open_gen_notify(struct gen_sockets *o, unsigned number)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int one = 1, fd;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify.%u", hw.runtime_dir, number);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	o->notify_fd = fd;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return -1;
+	o->notify_path = xstrdup(sa.sun_path);
+	/* --user: the generation sends as that user; the socket is for it alone. */
+	if (hw.cfg.user.set && (chown(sa.sun_path, hw.cfg.user.uid, hw.cfg.user.gid) || chmod(sa.sun_path, 0600)))
+		return -1;
+	return 0;
+}
+
+/* The family of the first listening socket: the probe socket's. TCP on IPv4 without any. */
+static int first_family(void)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len = sizeof(ss);
+
+	if (hw.sock.n == 0 || getsockname(hw.sock.list[0].fd, (struct sockaddr *)&ss, &len))
+		return AF_INET;
+	return ss.ss_family == AF_INET6 || ss.ss_family == AF_UNIX ? ss.ss_family : AF_INET;
+}
+
+/* Where the probe socket of generation `number` listens: loopback on a port the kernel picks, or a path. */
+static socklen_t probe_sockaddr(int family, unsigned number, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->ss_family = (sa_family_t)family;
+	if (family == AF_UNIX) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+
+		snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/probe.%u", hw.runtime_dir, number);
+		return sizeof(*sun);
+	}
+	if (family == AF_INET6) {
+		((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_loopback;
+		return sizeof(struct sockaddr_in6);
+	}
+	((struct sockaddr_in *)ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return sizeof(struct sockaddr_in);
+}
+
+/* The probe socket of generation `number`: one more listening socket that only it is given. */
+static int open_gen_probe(struct gen_sockets *o, unsigned number)
+{
+	char label[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	int family = first_family(), fd;
+	socklen_t len = probe_sockaddr(family, number, &o->probe_sa);
+
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	o->probe_fd = fd;
+	if (bind(fd, (struct sockaddr *)&o->probe_sa, len))
+		return -1;
+	if (family == AF_UNIX)
+		o->probe_path = xstrdup(((struct sockaddr_un *)&o->probe_sa)->sun_path);
+	if (listen(fd, hw.cfg.backlog) || getsockname(fd, (struct sockaddr *)&o->probe_sa, &len))
+		return -1;
+	o->probe_len = len;
+	if (family == AF_UNIX)
+		snprintf(label, sizeof(label), "unix:%s", o->probe_path);
+	else
+		describe_sockname(fd, label, sizeof(label));
+	o->probe_address = xstrdup(label);
+	return 0;
+}
+
+/* What generation `number` will own besides its processes; on failure none of it, and why. */
+static int open_gen_sockets(struct gen_sockets *o, unsigned number, char *why, size_t size)
+{
+	*o = no_sockets;
+	if (hw.cfg.notify && open_gen_notify(o, number)) {
+		snprintf(why, size, "cannot create its notify socket: %s", strerror(errno));
+		close_gen_sockets(o);
+		return -1;
+	}
+	if (has_probe(&hw.cfg) && open_gen_probe(o, number)) {
+		snprintf(why, size, "cannot create its probe socket: %s", strerror(errno));
+		close_gen_sockets(o);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- generations -------------------------------------------------------------------------- */
@@ -2490,17 +2730,23 @@ static struct generation *current_gen(void)
 	return in_state(GEN_CURRENT);
 }
 
+/* The generation on its way to current: STARTING, or SETTLING with --settle-time. At most one. */
 static struct generation *starting_gen(void)
 {
-	return in_state(GEN_STARTING);
+	struct generation *g = in_state(GEN_STARTING);
+
+	return g ? g : in_state(GEN_SETTLING);
 }
 
-static struct generation *generation_of(pid_t pid)
+/*
+ * May a message on g's notify socket from pid count as g's? From a process of g, yes; from a
+ * live process outside it, never. A sender already gone when its message is read (a one-shot
+ * helper such as systemd-notify) cannot be looked up: it is credited to g, whose socket it
+ * reached through a path only g was given, in a directory only hupwatch's user can enter.
+ */
+static bool sender_in(const struct generation *g, pid_t pid)
 {
-	for (struct generation *g = hw.gens; g; g = g->next)
-		if (is_descendant(pid, g->pid))
-			return g;
-	return NULL;
+	return is_descendant(pid, g->pid) || (kill(pid, 0) && errno == ESRCH);
 }
 
 /*
@@ -2652,15 +2898,25 @@ static int load_env_file(const char *file, const char *cwd, char *why, size_t si
 	return bad ? -1 : 0;
 }
 
-/* Move the listening sockets to fds 3..3+n-1, without close-on-exec, and say so in the environment. */
-static int pass_sockets(void)
+/* How many sockets a generation gets: the held ones, then its probe socket. */
+static int passed_count(const struct gen_sockets *own)
 {
-	int n = (int)hw.sock.n, tmp[n > 0 ? n : 1];
+	return (int)hw.sock.n + (own->probe_fd >= 0);
+}
+
+/*
+ * Move the listening sockets to fds 3..3+n-1, without close-on-exec, and say so in the
+ * environment; the generation's own probe socket, if any, is the last, named hupwatch-probe.
+ */
+static int pass_sockets(const struct gen_sockets *own)
+{
+	int n = passed_count(own), tmp[n > 0 ? n : 1];
 	char num[24];
 
 	/* Two steps, so that dup2 never meets its own source and every target loses CLOEXEC. */
 	for (int i = 0; i < n; i++)
-		if ((tmp[i] = fcntl(hw.sock.list[i].fd, F_DUPFD_CLOEXEC, 3 + n)) < 0)
+		if ((tmp[i] = fcntl(i < (int)hw.sock.n ? hw.sock.list[i].fd : own->probe_fd, F_DUPFD_CLOEXEC,
+				    3 + n)) < 0)
 			return -1;
 	for (int i = 0; i < n; i++)
 		if (dup2(tmp[i], 3 + i) < 0)
@@ -2669,7 +2925,13 @@ static int pass_sockets(void)
 	setenv("LISTEN_FDS", num, 1);
 	snprintf(num, sizeof(num), "%d", (int)getpid());
 	setenv("LISTEN_PID", num, 1);
-	setenv("LISTEN_FDNAMES", hw.sock.fdnames, 1);
+	if (own->probe_fd >= 0) {
+		char names[strlen(hw.sock.fdnames) + sizeof(":hupwatch-probe")];
+
+		snprintf(names, sizeof(names), "%s%shupwatch-probe", hw.sock.fdnames, hw.sock.n ? ":" : "");
+		setenv("LISTEN_FDNAMES", names, 1);
+	} else
+		setenv("LISTEN_FDNAMES", hw.sock.fdnames, 1);
 	return 0;
 }
 
@@ -2682,9 +2944,9 @@ static const char *spawn_dir(enum spawn_where where)
 }
 
 /* In the forked child: leave only through exec or _exit. */
-static _Noreturn void exec_generation(unsigned number, int errfd, const char *dir)
+static _Noreturn void exec_generation(unsigned number, const struct gen_sockets *own, int errfd, const char *dir)
 {
-	int n = (int)hw.sock.n, moved;
+	int n = passed_count(own), moved;
 	char num[24], cwd[PATH_MAX] = "", why[400];
 
 	reset_signals();
@@ -2711,11 +2973,13 @@ static _Noreturn void exec_generation(unsigned number, int errfd, const char *di
 		send_report(errfd, REPORT_ENV, (int)strlen(why), why);
 		_exit(EXIT_FAILURE_OWN);
 	}
-	if (n > 0 && pass_sockets())
+	if (n > 0 && pass_sockets(own))
 		exec_failed(errfd, REPORT_SOCKETS, errno);
-	if (hw.cfg.notify)
-		setenv("NOTIFY_SOCKET", hw.notify.name, 1);
-	if (hw.cfg.notify && hw.upstream.watchdog) { /* a watchdog of its own, on hupwatch's socket */
+	if (own->notify_path)
+		setenv("NOTIFY_SOCKET", own->notify_path, 1);
+	if (own->probe_address)
+		setenv("HUPWATCH_PROBE_ADDRESS", own->probe_address, 1);
+	if (own->notify_path && hw.upstream.watchdog) { /* a watchdog of its own, on its notify socket */
 		snprintf(num, sizeof(num), "%" PRId64, hw.upstream.watchdog / 1000);
 		setenv("WATCHDOG_USEC", num, 1);
 		snprintf(num, sizeof(num), "%d", (int)getpid());
@@ -2734,13 +2998,17 @@ static _Noreturn void exec_generation(unsigned number, int errfd, const char *di
 static struct generation *spawn(enum spawn_where where, char *why, size_t size, int *status)
 {
 	unsigned number = ++hw.last_number;
+	struct gen_sockets own;
 	struct generation *g;
 	int pipefd[2];
 	pid_t pid;
 
 	*status = EXIT_FAILURE_OWN;
+	if (open_gen_sockets(&own, number, why, size))
+		return NULL;
 	if (pipe2(pipefd, O_CLOEXEC)) {
 		snprintf(why, size, "cannot create a pipe: %s", strerror(errno));
+		close_gen_sockets(&own);
 		return NULL;
 	}
 	pid = fork();
@@ -2748,18 +3016,20 @@ static struct generation *spawn(enum spawn_where where, char *why, size_t size, 
 		snprintf(why, size, "cannot fork: %s", strerror(errno));
 		close(pipefd[0]);
 		close(pipefd[1]);
+		close_gen_sockets(&own);
 		return NULL;
 	}
 	if (pid == 0)
-		exec_generation(number, pipefd[1], spawn_dir(where));
+		exec_generation(number, &own, pipefd[1], spawn_dir(where));
 	close(pipefd[1]);
 	/* Also from here, so the group exists before anything may signal it (the usual race). */
 	setpgid(pid, pid);
 	(void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
 	g = xmalloc(sizeof(*g));
 	*g = (struct generation){ .number = number, .pid = pid, .state = GEN_STARTING, .spawned_at = now(),
-				  .kill_at = NEVER, .exec_fd = pipefd[0], .fallback = where == IN_LAST_GOOD };
-	g->probe_next = g->spawned_at;
+				  .kill_at = NEVER, .exec_fd = pipefd[0], .fallback = where == IN_LAST_GOOD, .own = own,
+				  .http = { .fd = -1 } };
+	g->probe_next = g->http_next = g->spawned_at;
 	snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", number);
 	g->status_lines.level = L_INFO;
 	g->next = hw.gens;
@@ -2831,10 +3101,19 @@ static enum exec_outcome read_exec_pipe(struct generation *g, char *why, size_t 
 	return EXEC_DONE;
 }
 
+static void http_close(struct http_try *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+}
+
+/* Every check of g in progress ends: its ready command is killed, its HTTP try dropped. */
 static void kill_probe(struct generation *g)
 {
 	if (g->probe_pid > 0)
 		kill(-g->probe_pid, SIGKILL);
+	http_close(&g->http);
 }
 
 static bool group_alive(const struct generation *g)
@@ -2913,29 +3192,73 @@ static void remove_generation(struct generation *dead)
 		close(dead->exec_fd);
 	if (dead->pidfd >= 0)
 		close(dead->pidfd);
+	http_close(&dead->http);
+	close_gen_sockets(&dead->own); /* never passed to another: it goes with its generation */
 	free(dead->dir);
 	free(dead);
 }
 
 /* ---- readiness ---------------------------------------------------------------------------- */
 
-enum verdict { NOT_YET, READY, TIMED_OUT };
+enum verdict { NOT_YET, READY, TIMED_OUT, UNHEALTHY };
+
+/* When the HTTP check of g wants the loop: the end of the try in flight, else the next try. */
+static nsec_t http_wake(const struct generation *g, const struct config *c)
+{
+	if (!c->ready_http || g->exec_fd >= 0)
+		return NEVER;
+	return g->http.fd >= 0 ? g->http.deadline : g->http_next;
+}
+
+/*
+ * Pure, for a SETTLING generation: settled (READY) once the settle time is over and no HTTP
+ * try is still out; UNHEALTHY as soon as one failed. (Its death is an event of its own.)
+ */
+static enum verdict judge_settling(const struct generation *g, const struct config *c, nsec_t t, nsec_t *next)
+{
+	nsec_t wake = http_wake(g, c);
+
+	*next = t;
+	if (g->unhealthy)
+		return UNHEALTHY;
+	if (t >= g->settle_end && (!c->ready_http || g->http.fd < 0))
+		return READY;
+	*next = t >= g->settle_end || wake < g->settle_end ? wake : g->settle_end;
+	return NOT_YET;
+}
+
+/* What made a generation ready, for the log: the checks asked for, all of which held. */
+static const char *ready_how(const struct config *c)
+{
+	static const char *const how[] = { "warm-up",
+					   "READY=1",
+					   "ready-cmd",
+					   "READY=1 and ready-cmd",
+					   "HTTP",
+					   "READY=1 and HTTP",
+					   "ready-cmd and HTTP",
+					   "READY=1, ready-cmd and HTTP" };
+
+	return how[(c->notify ? 1 : 0) | (c->ready_cmd ? 2 : 0) | (c->ready_http ? 4 : 0)];
+}
 
 /*
  * Pure: where a starting generation stands at time t, and when to look again (*next).
- * With -n and -c both given, both must agree; the warm-up is a minimum age on top. Nothing is
- * ready before its exec is confirmed.
+ * With -n, -c and --ready-http given together, all must agree; the warm-up is a minimum age on
+ * top. Nothing is ready before its exec is confirmed. A SETTLING one: judge_settling().
  */
 static enum verdict judge(const struct generation *g, const struct config *c, nsec_t t, nsec_t *next,
 			  const char **how)
 {
 	bool waits = awaits_readiness(c);
-	bool signalled = g->exec_fd < 0 && (!c->notify || g->notified) && (!c->ready_cmd || g->probe_ok);
+	bool signalled = g->exec_fd < 0 && (!c->notify || g->notified) && (!c->ready_cmd || g->probe_ok) &&
+			 (!c->ready_http || g->http_ok);
 	nsec_t warm = g->spawned_at + c->warmup;
 
+	*how = ready_how(c);
+	if (g->state == GEN_SETTLING)
+		return judge_settling(g, c, t, next);
 	*next = NEVER;
-	*how = !waits ? "warm-up" : c->notify && c->ready_cmd ? "READY=1 and ready-cmd"
-		: c->notify ? "READY=1" : "ready-cmd";
 	if (signalled && t >= warm) {
 		*next = t;
 		return READY;
@@ -2951,6 +3274,8 @@ static enum verdict judge(const struct generation *g, const struct config *c, ns
 		*next = warm;
 	if (c->ready_cmd && g->exec_fd < 0 && !g->probe_ok && g->probe_pid <= 0 && g->probe_next < *next)
 		*next = g->probe_next;
+	if (!g->http_ok && http_wake(g, c) < *next)
+		*next = http_wake(g, c);
 	return NOT_YET;
 }
 
@@ -2977,6 +3302,8 @@ static _Noreturn void exec_probe(const struct generation *g)
 	setenv("HUPWATCH_PID", num, 1);
 	snprintf(num, sizeof(num), "%u", g->number);
 	setenv("HUPWATCH_GENERATION", num, 1);
+	if (g->own.probe_address)
+		setenv("HUPWATCH_PROBE_ADDRESS", g->own.probe_address, 1);
 	execl("/bin/sh", "sh", "-c", hw.cfg.ready_cmd, (char *)NULL);
 	_exit(EXIT_NOT_FOUND);
 }
@@ -2995,6 +3322,130 @@ static void run_probe(struct generation *g, nsec_t t)
 	setpgid(pid, pid);
 	g->probe_pid = pid;
 	logmsg(L_DEBUG, "gen %u: ready command pid %d started", g->number, (int)pid);
+}
+
+/* ---- the HTTP check: --ready-http, one non-blocking try at a time inside the loop ---- */
+
+static nsec_t http_try_limit(const struct config *c)
+{
+	return c->ready_interval > HTTP_TRY_MIN ? c->ready_interval : HTTP_TRY_MIN;
+}
+
+/* The whole request; Host is the probe address (a name for a unix socket). */
+static size_t http_request(const struct generation *g, char *buf, size_t size)
+{
+	const char *host = g->own.probe_path || !g->own.probe_address ? "localhost" : g->own.probe_address;
+	int n = snprintf(buf, size,
+			 "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: hupwatch/" VERSION
+			 "\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+			 hw.cfg.ready_http, host);
+
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/*
+ * A try is over. Its outcome is logged at info when it differs from the one before (so a
+ * generation answering 503 for a minute is one line, and the first 2xx is another), else at
+ * debug; a 2xx makes a starting generation ready, a failure fails a settling one.
+ */
+static void http_done(struct generation *g, nsec_t t, int code, const char *what)
+{
+	char line[sizeof(g->http_last)];
+	bool ok = code >= 200 && code <= 299;
+
+	snprintf(line, sizeof(line), "GET %s: %s", hw.cfg.ready_http, what);
+	logmsg(strcmp(line, g->http_last) != 0 || (ok && g->state == GEN_STARTING) ? L_INFO : L_DEBUG,
+	       "gen %u pid %d: %s (%.3fs)", g->number, (int)g->pid, line, seconds(t - g->http.started));
+	memcpy(g->http_last, line, sizeof(line));
+	http_close(&g->http);
+	g->http_next = g->http.started + hw.cfg.ready_interval;
+	if (ok && g->state == GEN_STARTING)
+		g->http_ok = true;
+	else if (!ok && g->state == GEN_SETTLING)
+		g->unhealthy = true;
+}
+
+static void http_start(struct generation *g, nsec_t t)
+{
+	struct http_try *h = &g->http;
+
+	*h = (struct http_try){ .fd = -1, .started = t, .deadline = t + http_try_limit(&hw.cfg) };
+	h->fd = socket(g->own.probe_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (h->fd < 0 || (connect(h->fd, (struct sockaddr *)&g->own.probe_sa, g->own.probe_len) &&
+			  errno != EINPROGRESS))
+		http_done(g, t, 0, strerror(errno));
+}
+
+static void http_timed_out(struct generation *g, nsec_t t)
+{
+	char what[64];
+
+	snprintf(what, sizeof(what), "no answer within %.2fs", seconds(http_try_limit(&hw.cfg)));
+	http_done(g, t, 0, what);
+}
+
+/* Connected (or not) and writable: the request goes out. */
+static void http_send(struct generation *g, nsec_t t)
+{
+	struct http_try *h = &g->http;
+	char req[1200];
+	size_t len = http_request(g, req, sizeof(req));
+	int err = 0;
+	socklen_t elen = sizeof(err);
+	ssize_t n;
+
+	if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err) {
+		http_done(g, t, 0, strerror(err));
+		return;
+	}
+	n = send(h->fd, req + h->sent, len - h->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0 && errno != EAGAIN && errno != EINTR)
+		http_done(g, t, 0, strerror(errno));
+	else if (n > 0)
+		h->sent += (size_t)n;
+}
+
+/* Readable: the status line, as far as it came. */
+static void http_receive(struct generation *g, nsec_t t)
+{
+	struct http_try *h = &g->http;
+	char what[HTTP_LINE_MAX];
+	size_t line;
+	int code = 0, rc;
+	ssize_t n = recv(h->fd, h->buf + h->got, sizeof(h->buf) - h->got, MSG_DONTWAIT);
+
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			http_done(g, t, 0, strerror(errno));
+		return;
+	}
+	h->got += (size_t)n;
+	rc = parse_http_status(h->buf, h->got, &code, &line);
+	if (rc == 0 && n > 0)
+		return;
+	if (rc <= 0) {
+		http_done(g, t, 0, rc == 0 ? "closed before a status line" : "malformed status line");
+		return;
+	}
+	line -= 1 + (line >= 2 && h->buf[line - 2] == '\r');
+	copy_printable(what, sizeof(what), h->buf, line);
+	http_done(g, t, code, what);
+}
+
+static bool http_sending(const struct generation *g)
+{
+	char req[1200];
+
+	return g->http.sent < http_request(g, req, sizeof(req));
+}
+
+/* The loop saw the try's socket ready for what it waits for. */
+static void http_step(struct generation *g, nsec_t t)
+{
+	if (http_sending(g))
+		http_send(g, t);
+	else
+		http_receive(g, t);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
@@ -3020,6 +3471,14 @@ static void list_generations(char *buf, size_t size)
 	}
 }
 
+/* How long a generation may take to become current: its readiness, then its settle time. */
+static nsec_t ready_wait(const struct config *c)
+{
+	nsec_t w = awaits_readiness(c) ? c->ready_timeout : c->warmup;
+
+	return w == NEVER || c->settle >= NEVER - w ? NEVER : w + c->settle;
+}
+
 /* The status file as it is now. */
 static void snapshot(struct status_info *st)
 {
@@ -3032,7 +3491,7 @@ static void snapshot(struct status_info *st)
 		.state = (int)hw.state,
 		.generation = cur ? cur->number : 0,
 		.generation_pid = cur ? cur->pid : 0,
-		.ready_wait = awaits_readiness(c) ? c->ready_timeout : c->warmup,
+		.ready_wait = ready_wait(c),
 		.requests = hw.reload.requests,
 		.reload = hw.reload.count,
 		.reload_state = (int)hw.reload.state,
@@ -3123,6 +3582,15 @@ static void tidy_files(int status)
 		for (size_t i = 0; i < hw.sock.n; i++)
 			if (hw.sock.list[i].unix_path)
 				unlink(hw.sock.list[i].unix_path);
+	/* The private directory goes even with generations left running: nobody reads their sockets now. */
+	for (struct generation *g = hw.gens; g; g = g->next) {
+		if (g->own.notify_path)
+			unlink(g->own.notify_path);
+		if (g->own.probe_path)
+			unlink(g->own.probe_path);
+	}
+	if (hw.runtime_dir && rmdir(hw.runtime_dir) && errno != ENOENT)
+		logmsg(L_WARNING, "cannot remove '%s': %s", hw.runtime_dir, strerror(errno));
 }
 
 /*
@@ -3141,8 +3609,8 @@ static void begin_shutdown(enum shutdown_cause cause, int status)
 			kill_probe(g);
 		else if (g->state == GEN_STARTING)
 			set_state(g, GEN_FAILED, t); /* never ready: FAILED_STOP_GRACE, not an endless drain */
-		else if (g->state == GEN_CURRENT)
-			set_state(g, GEN_STOPPING, t);
+		else if (g->state == GEN_CURRENT || g->state == GEN_SETTLING)
+			set_state(g, GEN_STOPPING, t); /* a settling one serves too: it drains */
 		else if (g->state == GEN_STOPPING && cause == SERVICE_DOWN && !g->killed && g->kill_at > t + DOWN_DRAIN_GRACE)
 			g->kill_at = t + DOWN_DRAIN_GRACE;
 	}
@@ -3277,12 +3745,14 @@ static void fail_starting(struct generation *g, const char *reason, int status, 
 	report_failure(g->number, reason, status);
 }
 
-static void become_ready(struct generation *g, nsec_t t, const char *how)
+/* g (ready, settled if it had to) takes over; the old current one is asked to stop only now. */
+static void become_current(struct generation *g, nsec_t t)
 {
 	struct generation *old = current_gen();
 
-	logmsg(L_INFO, "gen %u pid %d ready after %.2fs (%s)", g->number, (int)g->pid,
-	       seconds(t - g->spawned_at), how);
+	if (g->state == GEN_SETTLING)
+		logmsg(L_INFO, "gen %u pid %d settled: alive%s for %.2fs after ready", g->number, (int)g->pid,
+		       hw.cfg.ready_http ? " and answering" : "", seconds(hw.cfg.settle));
 	kill_probe(g);
 	hw.exit.lost_current = false;
 	hw.respawn.at = NEVER;
@@ -3301,6 +3771,28 @@ static void become_ready(struct generation *g, nsec_t t, const char *how)
 		set_state(old, GEN_STOPPING, t);
 	enter(HW_RUNNING);
 	upstream_ready();
+}
+
+/* Ready; with --settle-time it first settles, while the old generation serves on untouched. */
+static void become_ready(struct generation *g, nsec_t t, const char *how)
+{
+	const struct generation *old = current_gen();
+
+	logmsg(L_INFO, "gen %u pid %d ready after %.2fs (%s)", g->number, (int)g->pid,
+	       seconds(t - g->spawned_at), how);
+	kill_probe(g);
+	if (hw.cfg.settle == 0) {
+		become_current(g, t);
+		return;
+	}
+	g->settle_end = t + hw.cfg.settle;
+	g->http_next = t + hw.cfg.ready_interval;
+	set_state(g, GEN_SETTLING, t);
+	if (old)
+		logmsg(L_INFO, "gen %u pid %d settling for %.2fs; gen %u stays current until then", g->number,
+		       (int)g->pid, seconds(hw.cfg.settle), old->number);
+	else
+		logmsg(L_INFO, "gen %u pid %d settling for %.2fs", g->number, (int)g->pid, seconds(hw.cfg.settle));
 }
 
 static void start_reload(void)
@@ -3449,6 +3941,12 @@ static void write_generation(FILE *f, const struct generation *g)
 		g->fallback, g->main_exited, g->main_status, g->notified, g->probe_ok, (int)g->probe_pid, g->probe_next,
 		g->starttime, g->adopted, g->pidfd);
 	put_text(f, g->dir);
+	/* What it owns besides its processes, and where its readiness stands (a try in flight is not carried). */
+	fprintf(f, "\ng %d %d %d %d %" PRId64 " %" PRId64 " %" PRId64, g->own.notify_fd, g->own.probe_fd, g->http_ok,
+		g->unhealthy, g->http_next, g->settle_end, g->watchdog_at);
+	put_text(f, g->own.notify_path);
+	put_text(f, g->own.probe_address);
+	put_text(f, g->own.probe_path);
 	fputc('\n', f);
 }
 
@@ -3464,8 +3962,8 @@ static void write_handover(FILE *f)
 	put_text(f, hw.reload.reason);
 	fprintf(f, "\nP %" PRId64 " %u %u", hw.respawn.at, hw.respawn.attempts, hw.respawn.count);
 	put_text(f, hw.respawn.last_good_dir);
-	fprintf(f, "\nF %d %d %d", hw.notify.fd, hw.files.lock_fd, hw.self.exe_fd);
-	put_text(f, hw.notify.name);
+	fprintf(f, "\nF %d %d", hw.files.lock_fd, hw.self.exe_fd);
+	put_text(f, hw.runtime_dir);
 	put_text(f, hw.upstream.name);
 	put_text(f, hw.workdir);
 	put_text(f, hw.self.exe);
@@ -3486,7 +3984,7 @@ static void write_handover(FILE *f)
 /* Every descriptor the record names: kept open across the exec (inherit) or not. */
 static void mark_handover_fds(bool inherit)
 {
-	int fds[4] = { hw.notify.fd, hw.files.lock_fd, hw.self.exe_fd, hw.upgrade.fd };
+	int fds[3] = { hw.files.lock_fd, hw.self.exe_fd, hw.upgrade.fd };
 
 	for (size_t i = 0; i < COUNT(fds); i++)
 		if (fds[i] >= 0)
@@ -3494,10 +3992,11 @@ static void mark_handover_fds(bool inherit)
 	for (size_t i = 0; i < hw.sock.n; i++)
 		(void)fcntl(hw.sock.list[i].fd, F_SETFD, inherit ? 0 : FD_CLOEXEC);
 	for (const struct generation *g = hw.gens; g; g = g->next) {
-		if (g->exec_fd >= 0)
-			(void)fcntl(g->exec_fd, F_SETFD, inherit ? 0 : FD_CLOEXEC);
-		if (g->pidfd >= 0)
-			(void)fcntl(g->pidfd, F_SETFD, inherit ? 0 : FD_CLOEXEC);
+		int own[] = { g->exec_fd, g->pidfd, g->own.notify_fd, g->own.probe_fd };
+
+		for (size_t i = 0; i < COUNT(own); i++)
+			if (own[i] >= 0)
+				(void)fcntl(own[i], F_SETFD, inherit ? 0 : FD_CLOEXEC);
 	}
 }
 
@@ -3612,26 +4111,48 @@ static void request_upgrade(void)
 
 /* ---- events ------------------------------------------------------------------------------- */
 
+/* The checks due for g now: the ready command while starting, an HTTP try while starting or settling. */
+static void start_probes(struct generation *g, nsec_t t)
+{
+	bool starting = g->state == GEN_STARTING;
+
+	if (starting && hw.cfg.ready_cmd && g->exec_fd < 0 && !g->probe_ok && g->probe_pid <= 0 &&
+	    t >= g->probe_next)
+		run_probe(g, t);
+	if (hw.cfg.ready_http && g->exec_fd < 0 && g->http.fd < 0 && !(starting && g->http_ok) && t >= g->http_next)
+		http_start(g, t);
+}
+
+/* STARTING or SETTLING: what judge() says of it now. */
 static void check_starting(nsec_t t)
 {
 	struct generation *g = starting_gen();
 	const char *how;
 	nsec_t next;
-	char reason[64];
+	char reason[256];
 
 	if (!g || hw.state == HW_STOPPING)
 		return;
+	if (g->http.fd >= 0 && t >= g->http.deadline)
+		http_timed_out(g, t);
 	switch (judge(g, &hw.cfg, t, &next, &how)) {
 	case READY:
-		become_ready(g, t, how);
+		if (g->state == GEN_SETTLING)
+			become_current(g, t);
+		else
+			become_ready(g, t, how);
 		return;
 	case TIMED_OUT:
-		snprintf(reason, sizeof(reason), "not ready after %.2fs", seconds(t - g->spawned_at));
+		snprintf(reason, sizeof(reason), "not ready after %.2fs%s%s%s", seconds(t - g->spawned_at),
+			 g->http_last[0] ? " (last " : "", g->http_last, g->http_last[0] ? ")" : "");
+		fail_starting(g, reason, EXIT_NOT_READY, t);
+		return;
+	case UNHEALTHY:
+		snprintf(reason, sizeof(reason), "stopped answering while settling: %s", g->http_last);
 		fail_starting(g, reason, EXIT_NOT_READY, t);
 		return;
 	case NOT_YET:
-		if (hw.cfg.ready_cmd && g->exec_fd < 0 && !g->probe_ok && g->probe_pid <= 0 && t >= g->probe_next)
-			run_probe(g, t);
+		start_probes(g, t);
 	}
 }
 
@@ -3712,14 +4233,14 @@ static void end_if_gone(struct generation *g)
 	remove_generation(g);
 }
 
-/* STARTING, main exited: it was never ready. What the exec pipe says comes first. */
+/* STARTING or SETTLING, main exited: it never became current. What the exec pipe says comes first. */
 static void starting_exited(struct generation *g, const char *desc, int code, nsec_t t)
 {
 	char why[512];
 	int status = code;
 
 	if (g->exec_fd < 0 || read_exec_pipe(g, why, sizeof(why), &status) != EXEC_FAILED) {
-		snprintf(why, sizeof(why), "%s before ready", desc);
+		snprintf(why, sizeof(why), "%s %s", desc, g->state == GEN_SETTLING ? "while settling" : "before ready");
 		status = code;
 	}
 	fail_starting(g, why, status, t);
@@ -3778,6 +4299,7 @@ static void main_exited(struct generation *g, int wstatus)
 		hw.exit.status = code;
 	switch (g->state) {
 	case GEN_STARTING:
+	case GEN_SETTLING:
 		starting_exited(g, desc, code, t);
 		break;
 	case GEN_CURRENT:
@@ -3886,11 +4408,16 @@ static void read_signals(void)
 			handle_signal(&si[i]);
 }
 
-/* The notify socket's name is visible in /proc/net/unix, so anyone local can write to it. */
-static void drop_notify(pid_t pid, const char *why)
+/*
+ * A message hupwatch does not take. While g is starting that may be why it never gets ready,
+ * so it is a warning then (rate-limited like every drop), else a debug line.
+ */
+static void drop_notify(const struct generation *g, pid_t pid, const char *why)
 {
+	hw.notify.drops.level = g->state == GEN_STARTING ? L_WARNING : L_DEBUG;
 	if (ratelimit_allow(&hw.notify.drops, now()))
-		logmsg(L_DEBUG, "dropped notify message from pid %d: %s", (int)pid, why);
+		logmsg(hw.notify.drops.level, "dropped notify message from pid %d: %s (on gen %u's socket)", (int)pid,
+		       why, g->number);
 }
 
 /* Descriptors sent along (an fd store is not ours to keep) are closed; the sender comes back. */
@@ -3918,26 +4445,25 @@ static pid_t message_sender(struct msghdr *msg)
 	return pid;
 }
 
-/* One datagram from pid, checked and credited to its generation. */
-static void take_notify(pid_t pid, const char *buf, size_t n, bool truncated)
+/* One datagram from pid on g's socket, checked and credited to g. */
+static void take_notify(struct generation *g, pid_t pid, const char *buf, size_t n, bool truncated)
 {
-	struct generation *g;
 	struct notify_msg m;
 
 	if (pid <= 0) {
-		drop_notify(0, "no sender credentials");
+		drop_notify(g, 0, "no sender credentials");
 		return;
 	}
 	if (truncated) {
-		drop_notify(pid, "oversized");
+		drop_notify(g, pid, "oversized");
 		return;
 	}
-	if (!(g = generation_of(pid))) {
-		drop_notify(pid, "not from a generation");
+	if (!sender_in(g, pid)) {
+		drop_notify(g, pid, "not from that generation");
 		return;
 	}
 	if (parse_notify(buf, n, &m)) {
-		drop_notify(pid, "malformed");
+		drop_notify(g, pid, "malformed");
 		return;
 	}
 	if (m.has_status && ratelimit_allow(&g->status_lines, now()))
@@ -3950,7 +4476,7 @@ static void take_notify(pid_t pid, const char *buf, size_t n, bool truncated)
 		logmsg(L_DEBUG, "READY=1 from gen %u pid %d ignored: not starting", g->number, (int)g->pid);
 }
 
-static void read_notify(void)
+static void read_notify(struct generation *g)
 {
 	char buf[4096];
 	union {
@@ -3962,16 +4488,16 @@ static void read_notify(void)
 		struct iovec iov = { buf, sizeof(buf) };
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
 				      .msg_controllen = sizeof(control.buf) };
-		ssize_t n = recvmsg(hw.notify.fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+		ssize_t n = recvmsg(g->own.notify_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
 
 		if (n < 0)
 			return;
-		take_notify(message_sender(&msg), buf, (size_t)n,
+		take_notify(g, message_sender(&msg), buf, (size_t)n,
 			    (size_t)n > sizeof(buf) || (msg.msg_flags & MSG_TRUNC));
 	}
 }
 
-/* The nearest thing due: the starting generation's verdict, a SIGKILL, a rate-limit count, a watchdog ping. */
+/* The nearest thing due: the starting (or settling) generation's verdict, a SIGKILL, a rate-limit count, a watchdog ping. */
 static nsec_t next_deadline(void)
 {
 	struct generation *s = starting_gen();
@@ -4199,7 +4725,7 @@ static void adopt_orphans(void)
 		struct generation *g = xmalloc(sizeof(*g));
 
 		*g = (struct generation){ .number = o->number, .pid = o->pid, .state = GEN_CURRENT, .spawned_at = t,
-					  .kill_at = NEVER, .exec_fd = -1, .adopted = true,
+					  .kill_at = NEVER, .exec_fd = -1, .adopted = true, .own = no_sockets, .http = { .fd = -1 },
 					  .pidfd = (int)syscall(SYS_pidfd_open, o->pid, 0U),
 					  .starttime = process_starttime(o->pid) };
 		snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", g->number);
@@ -4226,7 +4752,7 @@ static int setup(void)
 		logmsg(L_WARNING, "cannot become a child subreaper: %s", strerror(errno));
 	take_activated_sockets();
 	find_orphans();
-	if (open_listeners() || (hw.cfg.notify && open_notify_socket()))
+	if (open_listeners() || ((hw.cfg.notify || has_probe(&hw.cfg)) && make_runtime_dir()))
 		return -1;
 	adopt_orphans();
 	join_fdnames();
@@ -4277,7 +4803,8 @@ static void resume_generation(char **t, size_t n)
 				  .main_status = (int)record_number(t[11]), .notified = record_number(t[12]), .probe_ok = record_number(t[13]),
 				  .probe_pid = (pid_t)record_number(t[14]), .probe_next = record_number(t[15]),
 				  .starttime = (unsigned long long)record_number(t[16]), .adopted = record_number(t[17]),
-				  .pidfd = (int)record_number(t[18]), .dir = get_text(t[19]) };
+				  .pidfd = (int)record_number(t[18]), .dir = get_text(t[19]),
+				  .own = { .notify_fd = -1, .probe_fd = -1 }, .http = { .fd = -1 } };
 	snprintf(g->status_lines.what, sizeof(g->status_lines.what), "gen %u STATUS", g->number);
 	g->status_lines.level = L_INFO;
 	if (g->exec_fd >= 0)
@@ -4294,22 +4821,47 @@ static void resume_generation(char **t, size_t n)
 
 static void resume_files(char **t, size_t n)
 {
-	char *s;
+	char *str;
 
-	if (n != 8)
+	if (n != 7)
 		return;
-	hw.notify.fd = (int)record_number(t[1]);
-	hw.files.lock_fd = (int)record_number(t[2]);
-	if ((int)record_number(t[3]) >= 0)
-		close((int)record_number(t[3])); /* the old binary: this one runs now */
-	if ((s = get_text(t[4])))
-		snprintf(hw.notify.name, sizeof(hw.notify.name), "%s", s);
-	free(s);
-	if ((s = get_text(t[5])))
-		snprintf(hw.upstream.name, sizeof(hw.upstream.name), "%s", s);
-	free(s);
-	hw.workdir = get_text(t[6]);
-	hw.self.exe = get_text(t[7]);
+	hw.files.lock_fd = (int)record_number(t[1]);
+	if ((int)record_number(t[2]) >= 0)
+		close((int)record_number(t[2])); /* the old binary: this one runs now */
+	hw.runtime_dir = get_text(t[3]);
+	if ((str = get_text(t[4])))
+		snprintf(hw.upstream.name, sizeof(hw.upstream.name), "%s", str);
+	free(str);
+	hw.workdir = get_text(t[5]);
+	hw.self.exe = get_text(t[6]);
+}
+
+/* The sockets and readiness of the generation read last (the "g" line follows its "G" line). */
+static void resume_owned(char **t, size_t n)
+{
+	struct generation *g = hw.gens;
+
+	while (g && g->next)
+		g = g->next;
+	if (!g || n != 11)
+		return;
+	g->own.notify_fd = (int)record_number(t[1]);
+	g->own.probe_fd = (int)record_number(t[2]);
+	g->http_ok = record_number(t[3]);
+	g->unhealthy = record_number(t[4]);
+	g->http_next = record_number(t[5]);
+	g->settle_end = record_number(t[6]);
+	g->watchdog_at = record_number(t[7]);
+	g->own.notify_path = get_text(t[8]);
+	g->own.probe_address = get_text(t[9]);
+	g->own.probe_path = get_text(t[10]);
+	g->own.probe_len = sizeof(g->own.probe_sa);
+	if (g->own.probe_fd < 0 ||
+	    getsockname(g->own.probe_fd, (struct sockaddr *)&g->own.probe_sa, &g->own.probe_len))
+		g->own.probe_len = 0;
+	for (int i = 0; i < 2; i++)
+		if ((i ? g->own.probe_fd : g->own.notify_fd) >= 0)
+			(void)fcntl(i ? g->own.probe_fd : g->own.notify_fd, F_SETFD, FD_CLOEXEC);
 }
 
 static void resume_state(char **t, size_t n)
@@ -4371,6 +4923,8 @@ static void resume_line(char *line)
 		add_listener(fd, get_text(t[2]), get_text(t[3]), get_text(t[4]));
 	} else if (strcmp(t[0], "G") == 0)
 		resume_generation(t, n);
+	else if (strcmp(t[0], "g") == 0)
+		resume_owned(t, n);
 	else if (strcmp(t[0], "W") == 0 && n == 3) {
 		hw.upstream.watchdog = record_number(t[1]);
 		hw.upstream.watchdog_next = record_number(t[2]);
@@ -4482,21 +5036,38 @@ static void resume_upstream(void)
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
-/* What the loop sleeps on: signals, notify datagrams, exec pipes; `gens` says whose pipe is which. */
-static nfds_t poll_set(struct pollfd *fds, struct generation **gens, nfds_t max)
+/* What a descriptor of the poll set is: whose, and for what. */
+enum watch_kind { W_SIGNALS, W_EXEC, W_NOTIFY, W_HTTP, W_PIDFD };
+struct watch {
+	struct generation *g;
+	enum watch_kind kind;
+};
+
+/*
+ * What the loop sleeps on: signals, and per generation (newest first) its exec pipe, its
+ * notify socket, its HTTP try; `w` says which is which.
+ */
+static nfds_t poll_set(struct pollfd *fds, struct watch *w, nfds_t max)
 {
 	nfds_t n = 0;
 
+	w[n] = (struct watch){ NULL, W_SIGNALS };
 	fds[n++] = (struct pollfd){ hw.sigfd, POLLIN, 0 };
-	if (hw.notify.fd >= 0)
-		fds[n++] = (struct pollfd){ hw.notify.fd, POLLIN, 0 };
-	for (struct generation *g = hw.gens; g && n < max; g = g->next) {
+	for (struct generation *g = hw.gens; g && n + 4 <= max; g = g->next) {
 		if (g->exec_fd >= 0) {
-			gens[n] = g;
+			w[n] = (struct watch){ g, W_EXEC };
 			fds[n++] = (struct pollfd){ g->exec_fd, POLLIN, 0 };
 		}
-		if (g->pidfd >= 0 && !g->main_exited && n < max) {
-			gens[n] = g;
+		if (g->own.notify_fd >= 0) {
+			w[n] = (struct watch){ g, W_NOTIFY };
+			fds[n++] = (struct pollfd){ g->own.notify_fd, POLLIN, 0 };
+		}
+		if (g->http.fd >= 0) {
+			w[n] = (struct watch){ g, W_HTTP };
+			fds[n++] = (struct pollfd){ g->http.fd, http_sending(g) ? POLLOUT : POLLIN, 0 };
+		}
+		if (g->pidfd >= 0 && !g->main_exited) {
+			w[n] = (struct watch){ g, W_PIDFD };
 			fds[n++] = (struct pollfd){ g->pidfd, POLLIN, 0 };
 		}
 	}
@@ -4548,16 +5119,33 @@ static void run_due(void)
  * From here on hupwatch runs a service, and a failure costs at most the generation it concerns:
  * nothing here exits but maybe_finish() (nothing left to wait for), a signal, or a dead service.
  */
+/* One descriptor that spoke, if what it belonged to is still there. */
+static void dispatch(const struct watch *w, int fd)
+{
+	struct generation *g = w->g;
+
+	if (!still_there(g))
+		return;
+	if (w->kind == W_EXEC && g->exec_fd == fd)
+		exec_reported(g, now());
+	else if (w->kind == W_NOTIFY && g->own.notify_fd == fd)
+		read_notify(g);
+	else if (w->kind == W_HTTP && g->http.fd == fd)
+		http_step(g, now());
+	else if (w->kind == W_PIDFD && g->pidfd == fd)
+		adopted_exited(g);
+}
+
 static _Noreturn void event_loop(void)
 {
 	for (;;) {
-		struct pollfd fds[8];
-		struct generation *gens[8] = { NULL };
+		struct pollfd fds[64];
+		struct watch w[64];
 		struct timespec ts;
 		nfds_t n;
 
 		run_due();
-		n = poll_set(fds, gens, COUNT(fds));
+		n = poll_set(fds, w, COUNT(fds));
 		if (ppoll(fds, n, timeout_until(next_deadline(), &ts), NULL) < 0 && errno != EINTR) {
 			logmsg(L_ERROR, "cannot wait for events: %s", strerror(errno));
 			exit_now(EXIT_FAILURE_OWN);
@@ -4566,12 +5154,8 @@ static _Noreturn void event_loop(void)
 		if (fds[0].revents)
 			read_signals();
 		for (nfds_t i = 1; i < n; i++)
-			if (fds[i].revents && !gens[i] && fds[i].fd == hw.notify.fd)
-				read_notify();
-			else if (fds[i].revents && gens[i] && still_there(gens[i]) && gens[i]->exec_fd == fds[i].fd)
-				exec_reported(gens[i], now());
-			else if (fds[i].revents && gens[i] && still_there(gens[i]) && gens[i]->pidfd == fds[i].fd)
-				adopted_exited(gens[i]);
+			if (fds[i].revents)
+				dispatch(&w[i], fds[i].fd);
 	}
 }
 

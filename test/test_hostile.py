@@ -228,15 +228,23 @@ class NotifySpoofTest(unittest.TestCase):
                 "print(os.getpid(), os.getuid(), flush=True)\n"
                 "a=sys.argv[1]; a='\\0'+a[1:] if a[0]=='@' else a\n"
                 "s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\n"
-                "s.sendto(b'READY=1\\nSTATUS=from nobody',a)\n")
+                "try:\n"
+                "    s.sendto(b'READY=1\\nSTATUS=from nobody',a)\n"
+                "except PermissionError:\n"
+                "    sys.exit(13)\n")
         r = subprocess.run([SETPRIV, "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
                             "--clear-groups", SYS_PYTHON, "-c", code, sock],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10, cwd="/")
-        self.assertEqual(r.returncode, 0, r.stderr)
         pid, uid = map(int, r.stdout.split())
         self.assertEqual(uid, NOBODY)
-        wait_for(lambda: self.dropped_from(hw, pid, m), 10,
-                 "a dropped line for pid %d (uid %d)" % (pid, NOBODY))
+        if r.returncode == 13:
+            # The notify socket is a path in a directory only hupwatch's user can enter (issue 9):
+            # the message cannot even be sent. Whatever it sends next is read after this fence.
+            self.fence(hw, sock, m)
+        else:
+            self.assertEqual(r.returncode, 0, r.stderr)
+            wait_for(lambda: self.dropped_from(hw, pid, m), 10,
+                     "a dropped line for pid %d (uid %d)" % (pid, NOBODY))
         self.assert_not_swapped(hw, m, "READY=1 from uid %d" % NOBODY)
 
     def test_malformed_and_oversized_datagrams_from_the_generation_itself(self):

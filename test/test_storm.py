@@ -350,7 +350,11 @@ class StormTest(unittest.TestCase):
             fds = fd_table(hw.pid)
             rss, data = vm_kib(hw.pid, "VmRSS"), vm_kib(hw.pid, "VmData")
             self.assertEqual(hw.log_matches(FAILED.pattern), [])
-            self.assertEqual(sorted(fds), sorted(base[0]),
+            # Each generation has a notify socket of its own (issue 9), which takes whatever
+            # number is free when it starts: compare how many of each kind, not their numbers.
+            def kinds(table):
+                return sorted(re.sub(r"\[\d+\]$", "[]", t) for t in table.values())
+            self.assertEqual(kinds(fds), kinds(base[0]),
                              "hupwatch's descriptors after 20 reloads %r, after 200 %r"
                              % (base[0], fds))
             if not SANITIZED:

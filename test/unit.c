@@ -92,7 +92,7 @@ static void reset_hw(void)
 	}
 	free(hw.workdir);
 	memset(&hw, 0, sizeof(hw));
-	hw.sigfd = hw.notify.fd = hw.upstream.fd = hw.files.lock_fd = -1;
+	hw.sigfd = hw.upstream.fd = hw.files.lock_fd = -1;
 	hw.respawn.at = NEVER;
 	hw.cfg = (struct config){
 		.warmup = SEC(1),
@@ -250,8 +250,8 @@ static struct generation *add_gen(unsigned number, pid_t pid, enum gen_state sta
 	struct generation *g = xmalloc(sizeof(*g));
 
 	*g = (struct generation){ .number = number, .pid = pid, .state = state, .spawned_at = now(),
-				  .exec_fd = -1, .kill_at = NEVER };
-	g->probe_next = g->spawned_at;
+				  .exec_fd = -1, .kill_at = NEVER, .own = no_sockets, .http = { .fd = -1 } };
+	g->probe_next = g->http_next = g->spawned_at;
 	g->next = hw.gens;
 	hw.gens = g;
 	if (state == GEN_CURRENT && hw.state == HW_STARTING)
@@ -1411,12 +1411,23 @@ static void test_proc_helpers(void **state)
 	assert_false(is_descendant(getpid(), kid));
 	assert_false(is_descendant(1, kid));
 	hw.gens = NULL;
-	assert_null(generation_of(kid));
 	{
-		struct generation *g = add_gen(1, kid, GEN_CURRENT);
+		struct generation *g = add_gen(1, kid, GEN_CURRENT), *other = add_gen(2, getpid(), GEN_STARTING);
 
-		assert_ptr_equal(generation_of(kid), g);
-		assert_null(generation_of(getppid()));
+		/* a live sender counts for the generation it belongs to, and for no other */
+		assert_true(sender_in(g, kid));
+		assert_false(sender_in(g, getppid()));
+		assert_false(sender_in(g, getpid()));
+		assert_true(sender_in(other, kid)); /* kid is a child of this process, other's "main" */
+		/* a sender already gone is credited to the socket it reached */
+		{
+			pid_t gone = fork();
+
+			if (gone == 0)
+				_exit(0);
+			assert_int_equal(waitpid(gone, NULL, 0), gone);
+			assert_true(sender_in(g, gone));
+		}
 	}
 }
 
@@ -1777,8 +1788,8 @@ static void test_options_warmup_default(void **state)
 /* Options that do nothing in this combination are accepted with a warning (unless -q). */
 static void test_options_warnings(void **state)
 {
-	static const char t_warning[] = "warning: --ready-timeout has no effect without --notify or --ready-cmd\n";
-	static const char i_warning[] = "warning: --ready-interval has no effect without --ready-cmd\n";
+	static const char t_warning[] = "warning: --ready-timeout has no effect without --notify, --ready-cmd or --ready-http\n";
+	static const char i_warning[] = "warning: --ready-interval has no effect without --ready-cmd or --ready-http\n";
 
 	(void)state;
 	/* main() parses into hw.cfg, whose level the log follows. */
@@ -2558,6 +2569,186 @@ static void test_judge_both(void **state)
 	g.notified = true;
 	assert_int_equal(judge_at(&g, &c, T0 + SEC(2), &next, &how), READY);
 	assert_string_equal(how, "READY=1 and ready-cmd");
+}
+
+/* --ready-http: ready at the first 2xx; tries every interval; each try has a deadline to wake for. */
+static void test_judge_http(void **state)
+{
+	struct generation g = { .number = 2, .exec_fd = 5, .spawned_at = T0, .http = { .fd = -1 }, .http_next = T0 };
+	struct config c = judge_config(false, NULL, 0, SEC(60));
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	c.ready_http = "/health";
+	assert_true(awaits_readiness(&c));
+	/* Before its exec is confirmed: no try, only the timeout. */
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(60));
+	g.exec_fd = -1;
+	assert_int_equal(judge_at(&g, &c, T0, &next, &how), NOT_YET);
+	assert_int_equal(next, T0); /* a try is due now */
+	assert_string_equal(how, "HTTP");
+	/* A try in flight: wake at its deadline, not before. */
+	g.http.fd = 9;
+	g.http.deadline = T0 + SEC(1);
+	assert_int_equal(judge_at(&g, &c, T0 + MSEC(10), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(1));
+	/* It failed (503, refused): the next try at its time. */
+	g.http.fd = -1;
+	g.http_next = T0 + MSEC(200);
+	assert_int_equal(judge_at(&g, &c, T0 + MSEC(20), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + MSEC(200));
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(60), &next, &how), TIMED_OUT);
+	/* A 2xx: ready. */
+	g.http_ok = true;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(3), &next, &how), READY);
+	/* With --notify too, both must hold. */
+	c.notify = true;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(3), &next, &how), NOT_YET);
+	assert_string_equal(how, "READY=1 and HTTP");
+	assert_int_equal(next, T0 + SEC(60)); /* the HTTP part is done: nothing to try */
+	g.notified = true;
+	g.http_ok = false;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(3), &next, &how), NOT_YET);
+	g.http_ok = true;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(3), &next, &how), READY);
+	c.ready_cmd = "true";
+	g.probe_ok = true;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(3), &next, &how), READY);
+	assert_string_equal(how, "READY=1, ready-cmd and HTTP");
+}
+
+/* SETTLING: current once the settle time is over with no try out; unhealthy at the first failure. */
+static void test_judge_settling(void **state)
+{
+	struct generation g = { .number = 2, .exec_fd = -1, .spawned_at = T0, .state = GEN_SETTLING,
+				.http = { .fd = -1 }, .settle_end = T0 + SEC(3) };
+	struct config c = judge_config(true, NULL, 0, SEC(60));
+	const char *how;
+	nsec_t next;
+
+	(void)state;
+	c.settle = SEC(3);
+	/* Alive only: wake at the end of the settle time, then settled. The ready timeout no longer counts. */
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(3));
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(3), &next, &how), READY);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(100), &next, &how), READY);
+	/* With --ready-http: the tries go on every interval. */
+	c.ready_http = "/";
+	g.http_next = T0 + MSEC(1200);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + MSEC(1200));
+	g.http_next = T0 + SEC(5);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + SEC(3));
+	/* A try out at the end: its answer is waited for (until its deadline). */
+	g.http.fd = 9;
+	g.http.deadline = T0 + MSEC(3500);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(3), &next, &how), NOT_YET);
+	assert_int_equal(next, T0 + MSEC(3500));
+	g.http.fd = -1;
+	assert_int_equal(judge_at(&g, &c, T0 + MSEC(3100), &next, &how), READY);
+	/* One failed try: unhealthy, at once, even after the settle time. */
+	g.unhealthy = true;
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(1), &next, &how), UNHEALTHY);
+	assert_int_equal(judge_at(&g, &c, T0 + SEC(4), &next, &how), UNHEALTHY);
+}
+
+/* The status line of --ready-http: complete, incomplete, malformed. */
+static void test_parse_http_status(void **state)
+{
+	static const struct {
+		const char *text;
+		int rc, code;
+		size_t line;
+	} cases[] = {
+		{ "HTTP/1.1 200 OK\r\n", 1, 200, 17 },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1, 200, 17 },
+		{ "HTTP/1.0 503 Service Unavailable\n", 1, 503, 33 },
+		{ "HTTP/1.1 204\r\n", 1, 204, 14 },
+		{ "HTTP/1.1 204 \r\n", 1, 204, 15 },
+		{ "HTTP/2.0 299 x\ty\r\n", 1, 299, 18 },
+		{ "HTTP/1.1 100 Continue\r\n", 1, 100, 23 },
+		{ "HTTP/1.1 599 \xff\r\n", 1, 599, 16 }, /* obs-text */
+		{ "", 0, 0, 0 },
+		{ "HTTP/1.1 200 OK", 0, 0, 0 },
+		{ "HTTP/1.1 20", 0, 0, 0 },
+		{ "HTTP/1.1 200 OK\r", 0, 0, 0 },
+		{ "\n", -1, 0, 0 },
+		{ "HTTP/1.1 200OK\r\n", -1, 0, 0 },
+		{ "HTTP/1.1 2000 OK\r\n", -1, 0, 0 },
+		{ "HTTP/1.1 20 OK\r\n", -1, 0, 0 },
+		{ "HTTP/1.1 600 OK\r\n", -1, 0, 0 },
+		{ "HTTP/1.1 099 OK\r\n", -1, 0, 0 },
+		{ "HTTP/1.1  200 OK\r\n", -1, 0, 0 },
+		{ "HTTP/11 200 OK\r\n", -1, 0, 0 },
+		{ "http/1.1 200 OK\r\n", -1, 0, 0 },
+		{ "ICY 200 OK\r\n", -1, 0, 0 },
+		{ "HTTP/1.1 200 O\rK\r\n", -1, 0, 0 },
+		{ "HTTP/1.1 200 O\x01K\r\n", -1, 0, 0 },
+		{ "HTTP/1.1 200 O\x7fK\r\n", -1, 0, 0 },
+		{ "HTTP/1.1 2a0 OK\r\n", -1, 0, 0 },
+		{ "<html>\n", -1, 0, 0 },
+	};
+	char longer[HTTP_LINE_MAX + 10];
+	int code;
+	size_t line;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		int rc;
+
+		code = -7;
+		line = 777;
+		rc = parse_http_status(cases[i].text, strlen(cases[i].text), &code, &line);
+		if (rc != cases[i].rc)
+			fail_msg("case %zu '%s': rc %d, not %d", i, cases[i].text, rc, cases[i].rc);
+		if (rc == 1) {
+			assert_int_equal(code, cases[i].code);
+			assert_int_equal(line, cases[i].line);
+		} else {
+			assert_int_equal(code, -7); /* untouched */
+			assert_int_equal(line, 777);
+		}
+	}
+	/* No LF within HTTP_LINE_MAX bytes: malformed, not "more needed" forever. */
+	memset(longer, 'x', sizeof(longer));
+	memcpy(longer, "HTTP/1.1 200 ", 13);
+	assert_int_equal(parse_http_status(longer, HTTP_LINE_MAX - 1, &code, &line), 0);
+	assert_int_equal(parse_http_status(longer, HTTP_LINE_MAX, &code, &line), -1);
+	longer[HTTP_LINE_MAX + 2] = '\n';
+	assert_int_equal(parse_http_status(longer, sizeof(longer), &code, &line), -1);
+	longer[HTTP_LINE_MAX - 1] = '\n';
+	assert_int_equal(parse_http_status(longer, sizeof(longer), &code, &line), 1);
+	assert_int_equal(line, HTTP_LINE_MAX);
+	/* The length given is a bound: nothing past it is read (no NUL needed). */
+	assert_int_equal(parse_http_status("HTTP/1.1 200 OK\r\n", 16, &code, &line), 0);
+}
+
+/* --ready-http PATH: an origin-form path, one line; --settle-time a duration. */
+static void test_ready_http_options(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse_args(&c, "--ready-http", "/health?x=1", "cmd", NULL), 0);
+	assert_string_equal(c.ready_http, "/health?x=1");
+	assert_true(has_probe(&c));
+	assert_int_equal(c.warmup, 0); /* as with -n or -c */
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "--probe-socket", "--settle-time", "2.5", "cmd", NULL), 0);
+	assert_true(has_probe(&c));
+	assert_null(c.ready_http);
+	assert_int_equal(c.settle, MSEC(2500));
+	assert_int_equal(ready_wait(&c), SEC(1) + MSEC(2500)); /* warm-up, then settle time */
+	free_config(&c);
+	assert_int_equal(parse_args(&c, "--ready-http", "health", "cmd", NULL), EXIT_FAILURE_OWN);
+	assert_int_equal(parse_args(&c, "--ready-http", "/a b", "cmd", NULL), EXIT_FAILURE_OWN);
+	assert_int_equal(parse_args(&c, "--ready-http", "/a\r\nX: y", "cmd", NULL), EXIT_FAILURE_OWN);
+	assert_int_equal(parse_args(&c, "--settle-time", "soon", "cmd", NULL), EXIT_FAILURE_OWN);
+	assert_int_equal(parse_args(&c, "-R", "-S", "f", "--ready-http", "/", NULL), EXIT_FAILURE_OWN);
 }
 
 static void test_judge_timeout_zero_is_no_limit(void **state)
@@ -3743,6 +3934,10 @@ int main(void)
 		TEST(test_judge_notify_only),
 		TEST(test_judge_ready_cmd_only),
 		TEST(test_judge_both),
+		TEST(test_judge_http),
+		TEST(test_judge_settling),
+		TEST(test_parse_http_status),
+		TEST(test_ready_http_options),
 		TEST(test_judge_timeout_zero_is_no_limit),
 		TEST(test_judge_warmup_as_minimum_age),
 		TEST(test_judge_is_pure),
