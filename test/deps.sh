@@ -61,6 +61,7 @@ want uwsgi uwsgi
 want uwsgi-plugin-python3
 want python3-uvicorn
 want puma puma
+want ruby-sd-notify   # puma's READY=1 (--notify)
 want nodejs node
 want lighttpd lighttpd
 want nginx-light nginx

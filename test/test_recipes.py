@@ -360,7 +360,7 @@ class RecipesTest(unittest.TestCase):
                         ("app.py", "raise RuntimeError('a broken release')\n"))
 
     def test_puma(self):
-        self.need(["puma", "curl"], ["puma", "curl"])
+        self.need(["puma", "ruby-sd-notify"], ["puma"])
         self.run_recipe("puma", "puma", ("config.ru", "raise 'a broken release'\n"))
 
     def test_node(self):
