@@ -1029,7 +1029,7 @@ def run_crash_variant(v, base):
     pidfile = os.path.join(sdir, "shared", "hupwatch.pid")
     running = lambda: read_file(sup_log).count("success: app entered RUNNING state")
     load = None
-    reps, exclude = [], []
+    reps = []
     result = {"name": v.name, "label": v.label, "crashes": CRASHES}
     try:
         if not wait_serving(port, 60) or not wait_until(lambda: running() >= 1, 30):
