@@ -543,7 +543,47 @@ class StopStart(Server):
         return None
 
 
-SERVERS = [HupwatchListenNotify, HupwatchListenNotifyPreload, HupwatchReusePort, GunicornHup, StopStart]
+class HupwatchReadyHttp(HupwatchServer):
+    """Issue 9: readiness from the new generation's own probe socket, so no --preload is needed."""
+    name = "hupwatch-ready-http"
+    label = "(f) hupwatch --listen --ready-http /, gunicorn without --preload"
+
+    def hupwatch_args(self):
+        return ["--listen", "127.0.0.1:%d" % self.port, "--ready-http", "/"]
+
+
+SERVERS = [HupwatchListenNotify, HupwatchListenNotifyPreload, HupwatchReusePort, GunicornHup, StopStart,
+           HupwatchReadyHttp]
+
+
+class NewCodeWatcher:
+    """After a reload of hupwatch, GET / every 20 ms on the public port until an answer comes from a
+    generation newer than `old` (bench/app.py names it); the time from the trigger to that answer is
+    "SIGHUP to new code answering". Bounded by `limit` seconds; stop() ends it early."""
+
+    def __init__(self, port, old, t0, limit=90.0):
+        self.port, self.old, self.t0, self.limit = port, old, t0, limit
+        self.seen = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        rx = re.compile(r"gen=(\d+)")
+        while not self.done.is_set() and now() - self.t0 < self.limit:
+            st, body = http_get(self.port, 2.0)
+            m = rx.search(body or "") if st == 200 else None
+            if m and int(m.group(1)) > self.old:
+                self.seen = now() - self.t0
+                return
+            self.done.wait(0.02)
+
+    def stop(self, wait=5.0):
+        """Let it look on for up to `wait` s more, then end it; the time, or None."""
+        self.thread.join(wait)
+        self.done.set()
+        self.thread.join(3)
+        return self.seen
 
 
 # --------------------------------------------------------------------------
@@ -648,14 +688,26 @@ def run_reload_scenario(cls, base):
         t_begin = now() + 1.0          # ignore wrk's first second (connections opening)
         time.sleep(GAP + 1.0)
         windows, durations, swaps, failures = [], [], [], []
+        newcode, newcode_missed = [], 0
         for i in range(RELOADS):
             if load.proc.exited():
                 note("%s: wrk ended early (reload %d)" % (cls.label, i + 1))
                 break
             t0 = now()
+            watcher = None
+            if isinstance(server, HupwatchServer):
+                old_gen = server.current_gen
             token = server.trigger()
+            if isinstance(server, HupwatchServer):
+                watcher = NewCodeWatcher(server.port, old_gen, t0)
             res = wait_until(lambda: server.settled(token), 90)
             t1 = now()
+            if watcher:
+                seen = watcher.stop()
+                if seen is not None:
+                    newcode.append(seen)
+                else:
+                    newcode_missed += 1
             if res is None:
                 failures.append("reload %d did not settle within 90 s" % (i + 1))
                 windows.append((t0, t1 + GRACE))
@@ -684,6 +736,9 @@ def run_reload_scenario(cls, base):
         result["reload_failures"] = failures
         result["settle_median_s"] = statistics.median(durations) if durations else None
         result["swap_median_s"] = statistics.median(swaps) if swaps else None
+        result["newcode_median_s"] = statistics.median(newcode) if newcode else None
+        result["newcode_max_s"] = max(newcode) if newcode else None
+        result["newcode_missed"] = newcode_missed
         result["wrk"] = summary
     finally:
         if load and not load.proc.exited():
@@ -841,6 +896,291 @@ def run_broken_variant(v, base):
         rep["gap_us"] = max_gap_us(p, a, b)
     return {"name": v.name, "label": v.label, "reps": reps, "wrk": summary,
             "steady_failed": sum(1 for r in steady if not is_ok(r))}
+
+
+# --------------------------------------------------------------------------
+# part 2b: the app crashes under load (issue 11): hupwatch --respawn against a supervisord restart
+
+SUPERVISORD = shutil.which("supervisord")
+CRASHES = env_num("BENCH_CRASHES", 5 if QUICK else 20, int)
+CRASH_EVERY = env_num("BENCH_CRASH_EVERY", 3.0)   # at least this long from one kill to the next
+EXAMPLE_SUPERVISORD = os.path.join(ROOT, "examples", "supervisord.conf")
+
+
+class CrashVariant:
+    def __init__(self, name, label, respawn):
+        self.name, self.label, self.respawn = name, label, respawn
+
+
+CRASH_VARIANTS = [
+    CrashVariant("crash-respawn", "(g) supervisord > hupwatch --respawn > gunicorn --preload", True),
+    CrashVariant("crash-supervisord", "(g) supervisord > hupwatch (no --respawn) > gunicorn --preload; "
+                 "supervisord restarts it", False),
+]
+
+
+def supervisord_conf(sdir, port, respawn):
+    """examples/supervisord.conf itself (as test/test_supervisord.py runs it), paths and port
+    substituted, user = whoever runs the benchmark; with `respawn`, --respawn added to hupwatch."""
+    with open(EXAMPLE_SUPERVISORD) as f:
+        program = f.read()
+    program = program[program.index("[program:app]"):]
+    subs = [("/usr/local/bin/hupwatch", HUPWATCH), ("127.0.0.1:8000", "127.0.0.1:%d" % port),
+            ("/srv/app", sdir), ("/var/log/app", os.path.join(sdir, "log")),
+            ("\nuser=app\n", "\nuser=%s\n" % pwd_name())]
+    if respawn:
+        subs.append((" --listen ", " --respawn --listen "))
+    for old, new in subs:
+        if old not in program:
+            raise RuntimeError("examples/supervisord.conf: %r not found" % old)
+        program = program.replace(old, new)
+    for d in ("shared", "log"):
+        os.makedirs(os.path.join(sdir, d), exist_ok=True)
+    sock = os.path.join(sdir, "supervisor.sock")
+    conf = os.path.join(sdir, "supervisord.conf")
+    with open(conf, "w") as f:
+        f.write("[unix_http_server]\nfile=%s\nchmod=0700\n\n" % sock)
+        f.write("[supervisord]\nnodaemon=true\nlogfile=%s\npidfile=%s\nchildlogdir=%s\nloglevel=info\n\n" % (
+            os.path.join(sdir, "supervisord.log"), os.path.join(sdir, "supervisord.pid"), sdir))
+        f.write("[rpcinterface:supervisor]\n"
+                "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n")
+        f.write("[supervisorctl]\nserverurl=unix://%s\n\n" % sock)
+        f.write(program)
+    cmd = re.search(r"^command=(.*)$", program, re.M).group(1)
+    return conf, cmd
+
+
+def pwd_name():
+    import pwd
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def read_file(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def read_pid(path):
+    try:
+        return int(read_file(path).split()[0])
+    except (IndexError, ValueError):
+        return None
+
+
+class Outage:
+    """After a kill: connect + GET / as fast as it answers (10 ms apart), until a 200. Each attempt is
+    classified: refused (ECONNREFUSED at connect), failed after connecting (reset, closed without an
+    answer, time-out), or answered. The time to the first 200 is "kill to serving again"."""
+
+    def __init__(self, port, t0, limit=60.0):
+        self.port, self.t0, self.limit = port, t0, limit
+        self.refused = self.lost = 0
+        self.serving = None
+
+    def run(self):
+        while now() - self.t0 < self.limit:
+            try:
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=1.0)
+            except ConnectionRefusedError:
+                self.refused += 1
+                time.sleep(0.01)
+                continue
+            except OSError:
+                self.lost += 1
+                time.sleep(0.01)
+                continue
+            try:
+                s.settimeout(10.0)
+                s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                data = b""
+            finally:
+                s.close()
+            if re.match(rb"HTTP/1\.[01] 200", data):
+                self.serving = now() - self.t0
+                return self
+            self.lost += 1
+            time.sleep(0.01)
+        return self
+
+
+def run_crash_variant(v, base):
+    if not SUPERVISORD:
+        raise RuntimeError("supervisord is not installed (apt-get install supervisor)")
+    port = free_port()
+    sdir = os.path.join(base, v.name)
+    os.makedirs(sdir, exist_ok=True)
+    make_releases(sdir)
+    conf, cmd = supervisord_conf(sdir, port, v.respawn)
+    part = v.label
+    record(part, ["supervisord", "-n", "-c", "supervisord.conf"], "   # [program:app] of examples/supervisord.conf, "
+           "command=" + cmd.replace(sdir, "$SDIR"))
+    sup = Proc([SUPERVISORD, "-n", "-c", conf], part, env=child_env(sdir), cwd=sdir, show=False)
+    sup_log = os.path.join(sdir, "supervisord.log")
+    pidfile = os.path.join(sdir, "shared", "hupwatch.pid")
+    running = lambda: read_file(sup_log).count("success: app entered RUNNING state")
+    load = None
+    reps = []
+    result = {"name": v.name, "label": v.label, "crashes": CRASHES}
+    try:
+        if not wait_serving(port, 60) or not wait_until(lambda: running() >= 1, 30):
+            raise RuntimeError("not serving under supervisord:\n" + read_file(sup_log)[-1500:] +
+                               read_file(os.path.join(sdir, "log", "hupwatch.log"))[-1500:])
+        load = Load(port, os.path.join(sdir, "wrk"), part, 60 + CRASHES * (CRASH_EVERY + 70))
+        t_begin = now() + 1.0
+        time.sleep(GAP + 1.0)
+        record(part, ["kill", "-KILL", "--", "-GENERATION_PID"],
+               "   # the app's whole process group (gunicorn master and workers); %d times, "
+               "at least %g s apart, each once it serves again" % (CRASHES, CRASH_EVERY))
+        last_kill = 0.0
+        for i in range(CRASHES):
+            if load.proc.exited():
+                note("%s: wrk ended early (crash %d)" % (v.label, i + 1))
+                break
+            hw = read_pid(pidfile)
+            gens = children_of(hw) if hw else []
+            if len(gens) != 1:
+                note("%s: crash %d: hupwatch %s has generations %s; stopped" % (v.label, i + 1, hw, gens))
+                break
+            gen = gens[0]
+            n_running = running()
+            left = last_kill + CRASH_EVERY - now()
+            if left > 0:
+                time.sleep(left)
+            t0 = now()
+            try:
+                if os.getpgid(gen) == gen:
+                    os.killpg(gen, signal.SIGKILL)
+                else:
+                    note("%s: generation %d is not a process group leader; killed alone" % (v.label, gen))
+                    os.kill(gen, signal.SIGKILL)
+            except ProcessLookupError:
+                note("%s: crash %d: generation %d already gone" % (v.label, i + 1, gen))
+            last_kill = t0
+            out = Outage(port, t0).run()
+            t1 = now()
+            rep = {"window": (t0, t1), "refused": out.refused, "probe_lost": out.lost,
+                   "serving_s": out.serving, "hupwatch_pid": hw}
+            if out.serving is None:
+                note("%s: crash %d: not serving again within 60 s" % (v.label, i + 1))
+                reps.append(rep)
+                break
+            if not v.respawn:
+                # supervisord counts an exit within startsecs as a failed start: wait for RUNNING first
+                if not wait_until(lambda: running() > n_running, 30):
+                    note("%s: crash %d: supervisord did not report RUNNING again" % (v.label, i + 1))
+            rep["new_hupwatch_pid"] = read_pid(pidfile)
+            reps.append(rep)
+            time.sleep(1.0)
+        t_end = now()
+        time.sleep(0.5)
+        summary = load.stop()
+    finally:
+        if load and not load.proc.exited():
+            load.stop()
+        hw = read_pid(pidfile)
+        sup.kill()
+        if hw and alive(hw):
+            note("%s: hupwatch %d outlived supervisord's session; killed" % (v.label, hw))
+            os.kill(hw, signal.SIGKILL)
+        hlog = os.path.join(sdir, "log", "hupwatch.log")
+        result["log_tail"] = read_file(hlog)[-3000:]
+        result["respawn_lines"] = len(re.findall(r"respawning in", read_file(hlog)))
+        result["crash_loop"] = "crash loop" in read_file(hlog)
+        result["sup_running"] = running()
+        result["sup_exits"] = len(re.findall(r"exited: app \(", read_file(sup_log)))
+    recs = load.records()
+    us = lambda s: int(s * 1e6)
+    wins = [(us(r["window"][0] - 0.2), us(r["window"][1] + GRACE)) for r in reps]
+    steady, per = classify(recs, wins, [], us(t_begin), us(t_end))
+    for rep, p, (a, b) in zip(reps, per, wins):
+        rep["failed"] = sum(1 for r in p if not is_ok(r))
+        rep["gap_us"] = max_gap_us(p, a, b)
+    result.update({"reps": reps, "wrk": summary, "steady_failed": sum(1 for r in steady if not is_ok(r)),
+                   "responses_logged": sum(1 for r in recs if r[1] >= 0)})
+    return result
+
+
+# --------------------------------------------------------------------------
+# part 2c: what readiness costs hupwatch (issue 9): CPU time per reload, no load
+
+PROBE_RELOADS = env_num("BENCH_PROBE_RELOADS", 5 if QUICK else 20, int)
+CURL = shutil.which("curl") or "/usr/bin/curl"
+
+
+class ProbeVariant:
+    def __init__(self, name, label, args, preload):
+        self.name, self.label, self.args, self.preload = name, label, args, preload
+
+
+PROBE_VARIANTS = [
+    ProbeVariant("cost-notify", "--notify, gunicorn --preload", ["--notify"], True),
+    ProbeVariant("cost-ready-cmd", "--probe-socket --ready-cmd 'curl ... $HUPWATCH_PROBE_ADDRESS', gunicorn "
+                 "without --preload",
+                 ["--probe-socket", "-c", CURL + ' -sf -o /dev/null "http://$HUPWATCH_PROBE_ADDRESS/"'], False),
+    ProbeVariant("cost-ready-http", "--ready-http /, gunicorn without --preload", ["--ready-http", "/"], False),
+]
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid):
+    """(utime + stime in ms from /proc/PID/stat, schedstat ns of the main thread)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])          # utime, stime (fields 14, 15)
+    return ticks * 1000.0 / CLK_TCK, cpu_ns(pid)
+
+
+def run_probe_cost(v, base):
+    part = "(h) readiness cost: " + v.label
+    sdir = os.path.join(base, v.name)
+    os.makedirs(sdir, exist_ok=True)
+    current = make_releases(sdir)
+    argv = [HUPWATCH, "--listen", "127.0.0.1:0"] + v.args + ["--"] + gunicorn_argv(current, preload=v.preload)
+    proc = Proc(argv, part, env=child_env(current), cwd=current)
+    record(part, ["kill", "-HUP", "HUPWATCH_PID"], "   # then wait until the new generation is ready and the "
+           "old one has exited, 0.5 s pause; %d times; utime+stime of hupwatch from /proc/PID/stat before/after"
+           % PROBE_RELOADS)
+    try:
+        hit = proc.wait_line(r"gen (\d+) pid (\d+) ready after", timeout=60)
+        if not hit:
+            raise RuntimeError("gen 1 not ready:\n" + proc.text()[-2000:])
+        gen = int(hit[1].group(1))
+        time.sleep(1.0)
+        cpu0, ns0 = proc_cpu(proc.pid)
+        ready_s, done, fails = [], 0, 0
+        for i in range(PROBE_RELOADS):
+            mark = proc.mark()
+            t0 = now()
+            os.kill(proc.pid, signal.SIGHUP)
+            gone = proc.wait_line(r"gen %d pid \d+ (exited|killed)" % gen, mark, timeout=90)
+            ready = proc.find(r"gen (\d+) pid \d+ ready after ([0-9.]+)s", mark)
+            if not gone or not ready:
+                fails += 1
+                note("%s: reload %d did not complete: %s" % (v.label, i + 1, proc.text()[-300:]))
+                break
+            ready_s.append(ready[0] - t0)
+            gen = int(ready[1].group(1))
+            done += 1
+            time.sleep(0.5)
+        cpu1, ns1 = proc_cpu(proc.pid)
+        tries = len(proc.find_all(r"GET /: "))
+        return {"name": v.name, "label": v.label, "reloads": done, "fails": fails,
+                "cpu_ms": cpu1 - cpu0, "sched_ms": (ns1 - ns0) / 1e6,
+                "ready_median_s": statistics.median(ready_s) if ready_s else None,
+                "http_lines": tries}
+    finally:
+        proc.kill()
 
 
 # --------------------------------------------------------------------------
@@ -1157,18 +1497,23 @@ def report(results, started):
         w("| method | reloads | failed requests per reload (mean / max) | reloads with a failure | "
           "p99 steady | p99 during reloads | max during reloads | longest stall in a reload (median / max) | "
           "longest stall between reloads (median / max) | "
-          "SIGHUP to settled (median) | throughput (whole run) |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|")
+          "SIGHUP to settled (median) | SIGHUP to new code answering (median / max) | throughput (whole run) |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in results["reload"]:
             if "error" in r:
-                w("| %s | error: %s ||||||||||" % (r["label"], r["error"].splitlines()[0][:120]))
+                w("| %s | error: %s |||||||||||" % (r["label"], r["error"].splitlines()[0][:120]))
                 continue
-            w("| %s | %d | %.2f / %d | %d | %s | %s | %s | %s / %s | %s / %s | %s | %.0f req/s |" % (
+            nc = "-"
+            if r.get("newcode_median_s") is not None:
+                nc = "%s / %s" % (fmt_s(r["newcode_median_s"]), fmt_s(r["newcode_max_s"]))
+                if r.get("newcode_missed"):
+                    nc += " (%d not seen)" % r["newcode_missed"]
+            w("| %s | %d | %.2f / %d | %d | %s | %s | %s | %s / %s | %s / %s | %s | %s | %.0f req/s |" % (
                 r["label"], r["done_reloads"], r["failed_per_reload"], r["failed_max"],
                 r["reloads_with_failures"], fmt_ms(r["p99_steady_us"]), fmt_ms(r["p99_reload_us"]),
                 fmt_ms(r["max_reload_us"]), fmt_ms(r["gap_median_us"], 0), fmt_ms(r["gap_max_us"], 0),
                 fmt_ms(r["steady_gap_median_us"], 0), fmt_ms(r["steady_gap_max_us"], 0),
-                fmt_s(r["settle_median_s"]), r["rps"]))
+                fmt_s(r["settle_median_s"]), nc, r["rps"]))
         w("")
         w("Cross-checks per method: failures outside reload windows (steady state), wrk's own error "
           "counters (socket errors + non-2xx, per reload), requests classified steady / during reloads, "
@@ -1207,6 +1552,59 @@ def report(results, started):
                     w("- %s: deploy step printed: `%s`" % (b["label"], rep["tool_out"].replace("\n", " / ")[:300]))
                     break
         w("")
+    if results.get("crash"):
+        w("## App crash under load (whole process group SIGKILLed)\n")
+        w("| method | crashes | refused connections, driver's probe client (total) | wrk failed requests per crash "
+          "(mean / max) | of which wrk write errors / read errors (whole run) | kill to serving again (median / max) "
+          "| longest stall (median / max) | failures outside the crash windows | hupwatch pid changed | log |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        for c in results["crash"]:
+            if "error" in c:
+                w("| %s | error: %s |||||||||" % (c["label"], c["error"].splitlines()[0][:120]))
+                continue
+            reps = c["reps"]
+            fl = [r.get("failed", 0) for r in reps]
+            sv = [r["serving_s"] for r in reps if r.get("serving_s") is not None]
+            gp = [r.get("gap_us", 0) for r in reps]
+            changed = sum(1 for r in reps if r.get("new_hupwatch_pid") not in (None, r["hupwatch_pid"]))
+            w("| %s | %d | %d | %.1f / %d | %d / %d | %s / %s | %s / %s | %d | %d of %d | %s |" % (
+                c["label"], len(reps), sum(r["refused"] for r in reps),
+                statistics.mean(fl) if fl else 0, max(fl) if fl else 0,
+                c["wrk"].get("write", 0), c["wrk"].get("read", 0),
+                fmt_s(statistics.median(sv)) if sv else "-", fmt_s(max(sv)) if sv else "-",
+                fmt_ms(statistics.median(gp), 0) if gp else "-", fmt_ms(max(gp), 0) if gp else "-",
+                c["steady_failed"], changed, len(reps),
+                "%d respawns logged%s; supervisord: %d exits, %d times RUNNING" % (
+                    c["respawn_lines"], ", crash loop" if c["crash_loop"] else "", c["sup_exits"], c["sup_running"])))
+        w("")
+        w("wrk's own counters over each whole run (connect / read / write / timeout errors, non-2xx), and the "
+          "driver's probe attempts that connected but got no answer:\n")
+        for c in results["crash"]:
+            if "error" in c:
+                continue
+            wk = c["wrk"]
+            w("- %s: connect %d, read %d, write %d, timeout %d, non-2xx %d; %d responses; probe: %d lost; "
+              "per crash failed %s" % (
+                  c["label"], wk.get("connect", 0), wk.get("read", 0), wk.get("write", 0), wk.get("timeout", 0),
+                  wk.get("non2xx", 0), c["responses_logged"], sum(r["probe_lost"] for r in c["reps"]),
+                  ",".join(str(r.get("failed", 0)) for r in c["reps"])))
+        w("")
+    if results.get("probecost"):
+        w("## What readiness costs hupwatch (CPU time of the hupwatch process, no load)\n")
+        w("| readiness | reloads | utime+stime (/proc/PID/stat) total / per reload | schedstat total / per reload "
+          "| SIGHUP to ready (median) | HTTP status lines logged |")
+        w("|---|---|---|---|---|---|")
+        for c in results["probecost"]:
+            if "error" in c:
+                w("| %s | error: %s |||||" % (c["label"], c["error"].splitlines()[0][:120]))
+                continue
+            n = max(1, c["reloads"])
+            w("| %s | %d | %.0f / %.1f ms | %.1f / %.2f ms | %s | %d |" % (
+                c["label"], c["reloads"], c["cpu_ms"], c["cpu_ms"] / n, c["sched_ms"], c["sched_ms"] / n,
+                fmt_s(c["ready_median_s"]), c["http_lines"]))
+        w("")
+        w("utime and stime count in clock ticks (%d per second). The ready command's own processes (sh, curl) "
+          "are not in hupwatch's figure.\n" % CLK_TCK)
     s = results.get("swap")
     if s:
         w("## Time to swap (hupwatch --listen --notify, app sends READY=1 at once)\n")
@@ -1328,6 +1726,12 @@ def main():
     if want("broken"):
         results["broken"] = run_scenarios(BROKEN_VARIANTS, run_broken_variant, base,
                                           "broken release: %%s, %d deploys" % BROKEN_REPS)
+    if want("crash"):
+        results["crash"] = run_scenarios(CRASH_VARIANTS, run_crash_variant, base,
+                                         "app crash under load: %%s, %d crashes" % CRASHES)
+    if want("probecost"):
+        results["probecost"] = run_scenarios(PROBE_VARIANTS, run_probe_cost, base,
+                                             "readiness cost: %%s, %d reloads" % PROBE_RELOADS)
     if want("swap"):
         log("time to swap: %d swaps" % SWAPS)
         try:

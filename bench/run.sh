@@ -12,7 +12,9 @@
 #   BENCH_BROKEN=N         broken-release deploys per method (default 3)
 #   BENCH_CONNECTIONS=N    wrk threads = connections (default 8)
 #   BENCH_GAP=SECONDS      steady time between reloads (default 2)
-#   BENCH_PARTS="reload broken swap idle size exec"   run only these parts
+#   BENCH_PARTS="reload broken crash probecost swap idle size exec"   run only these parts
+#   BENCH_CRASHES=N        app crashes per method (default 20)
+#   BENCH_PROBE_RELOADS=N  reloads per readiness method for its CPU cost (default 20)
 #   BENCH_SCENARIOS="hupwatch-listen-notify gunicorn-hup ..."  only these methods
 #   BENCH_KEEP=1           keep the work directory (logs, per-request data)
 #   BENCH_TIMEOUT=SECONDS  hard limit for the whole run (default 3600)
@@ -29,6 +31,8 @@ command -v gunicorn >/dev/null 2>&1 || missing="$missing gunicorn"
 command -v tini >/dev/null 2>&1 || missing="$missing tini"
 command -v hyperfine >/dev/null 2>&1 || missing="$missing hyperfine"
 command -v strip >/dev/null 2>&1 || missing="$missing binutils"
+command -v supervisord >/dev/null 2>&1 || missing="$missing supervisor"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "bench: installing:$missing" >&2
