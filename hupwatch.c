@@ -4667,6 +4667,43 @@ static int setup_files(void)
 	return 0;
 }
 
+/*
+ * Was pid started by a hupwatch as generation number? Its environment says (HUPWATCH_GENERATION,
+ * set before its exec): 1 yes, 0 no, -1 cannot tell (another user's, or not dumpable). A status
+ * file is only a file: forged, or copied from elsewhere, it may name any process with its true
+ * start time.
+ */
+static int started_as_generation(pid_t pid, unsigned number)
+{
+	char path[64], want[48];
+	size_t size = 0, got = 0, wlen;
+	char *buf = NULL;
+	int fd, found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	wlen = (size_t)snprintf(want, sizeof(want), "HUPWATCH_GENERATION=%u", number) + 1; /* with its NUL */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == EACCES || errno == EPERM ? -1 : 0;
+	for (ssize_t n = 1; n > 0 && size < (4U << 20);) {
+		size_t want_size = got == size ? (size ? 2 * size : 8192) : size;
+		char *more = want_size != size ? realloc(buf, want_size) : buf;
+
+		if (!more)
+			break; /* what was read so far is looked at */
+		buf = more;
+		size = want_size;
+		n = read(fd, buf + got, size - got);
+		if (n < 0 && (errno == EACCES || errno == EPERM))
+			found = -1;
+		got += n > 0 ? (size_t)n : 0;
+	}
+	close(fd);
+	for (size_t at = 0; found == 0 && at < got; at += strnlen(buf + at, got - at) + 1)
+		found = got - at >= wlen && memcmp(buf + at, want, wlen) == 0;
+	free(buf);
+	return found;
+}
+
 /* One NUMBER:PID:STARTTIME:STATE of a predecessor's generations= list, if that process still is it. */
 static void add_orphan(char *item)
 {
@@ -4681,6 +4718,11 @@ static void add_orphan(char *item)
 		return;
 	if (process_starttime((pid_t)pid) != (unsigned long long)start)
 		return; /* gone, or another process has its pid now: never ours to signal */
+	if (started_as_generation((pid_t)pid, (unsigned)number) == 0) {
+		logmsg(L_WARNING, "the status file names pid %lld as gen %lld, but no hupwatch started it: left alone",
+		       pid, number);
+		return;
+	}
 	hw.takeover.list[hw.takeover.n++] = (struct orphan){ (unsigned)number, (pid_t)pid,
 		strcmp(f[3], "current") == 0 ? GEN_CURRENT : strcmp(f[3], "starting") == 0 ? GEN_STARTING : GEN_STOPPING };
 }

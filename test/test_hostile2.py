@@ -1,0 +1,85 @@
+"""Hostile review of respawn, upgrade and takeover (second round).
+
+Each test is one confirmed fault: it failed on the code before its fix.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import *  # noqa: E402,F403
+from harness import _starttime  # noqa: E402
+from e2e import read_status  # noqa: E402
+
+
+def tmpdir(test):
+    d = tempfile.mkdtemp(prefix="hostile2-")
+    test.addCleanup(shutil.rmtree, d, True)
+    return d
+
+
+LISTENER = ("import socket, sys, time\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(8)\n"
+            "print('listening', flush=True)\n"
+            "time.sleep(60)\n")
+
+
+class ForgedStatusTest(unittest.TestCase):
+    """A status file naming an unrelated process with its true start time (a forged file, or one
+    copied from elsewhere): hupwatch must neither take that process's socket nor signal it."""
+
+    def setUp(self):
+        self.tmp = tmpdir(self)
+        self.status = os.path.join(self.tmp, "status")
+        self.port = free_port()
+
+    def unrelated(self, *argv):
+        p = subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        return p
+
+    def forge(self, pid):
+        with open(self.status, "w") as f:
+            f.write("pid=999999\nstarttime=1\nstate=running\ngenerations=1:%d:%d:current\n"
+                    % (pid, _starttime(pid)))
+
+    def test_unrelated_server_named_by_the_status_file_keeps_its_socket_and_life(self):
+        # An unrelated server listens on the port; the status file names it as "gen 1".
+        other = self.unrelated(sys.executable, "-c", LISTENER, str(self.port))
+        self.assertEqual(other.stdout.readline().strip(), "listening")
+        self.forge(other.pid)
+        with Hupwatch(["-w", "0.2", "--listen", "127.0.0.1:%d" % self.port, "-S", self.status],
+                      [CHILD, "--serve"]) as hw:
+            # either it refuses to start (the port is someone else's) or it starts: never may it
+            # have taken the socket or signalled the unrelated server
+            try:
+                hw.wait_exit(15)
+            except AssertionError:
+                pass
+            self.assertEqual(hw.log_matches(r"took over|of the hupwatch that died\b.*SIG|SIG\w+ to gen"), [],
+                             hw.stderr())
+            self.assertIsNone(other.poll(), "an unrelated process was signalled:\n" + hw.stderr())
+
+    def test_unrelated_process_named_by_the_status_file_is_not_signalled_when_the_port_is_busy(self):
+        # The port is held by some other process; the status file names a sleep as "gen 1".
+        holder = self.unrelated(sys.executable, "-c", LISTENER, str(self.port))
+        self.assertEqual(holder.stdout.readline().strip(), "listening")
+        victim = self.unrelated("sleep", "60")
+        self.forge(victim.pid)
+        with Hupwatch(["-w", "0.2", "--listen", "127.0.0.1:%d" % self.port, "-S", self.status],
+                      [CHILD, "--serve"]) as hw:
+            self.assertEqual(hw.wait_exit(20), 125, hw.stderr())
+            self.assertEqual(hw.log_matches(r"SIG\w+ to gen"), [], hw.stderr())
+            self.assertIsNone(victim.poll(), "an unrelated process was signalled:\n" + hw.stderr())
+            self.assertIsNone(holder.poll())
+
+
+if __name__ == "__main__":
+    unittest.main()
