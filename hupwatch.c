@@ -3962,6 +3962,11 @@ static void write_handover(FILE *f)
 	put_text(f, hw.reload.reason);
 	fprintf(f, "\nP %" PRId64 " %u %u", hw.respawn.at, hw.respawn.attempts, hw.respawn.count);
 	put_text(f, hw.respawn.last_good_dir);
+	/* --respawn-limit's count: an upgrade in a crash loop must not make it start over. */
+	fprintf(f, "\np %u", hw.respawn.nfailures);
+	for (size_t i = 0; i < COUNT(hw.respawn.failures); i++)
+		if (hw.respawn.failures[i])
+			fprintf(f, "\nf %zu %" PRId64, i, hw.respawn.failures[i]);
 	fprintf(f, "\nF %d %d", hw.files.lock_fd, hw.self.exe_fd);
 	put_text(f, hw.runtime_dir);
 	put_text(f, hw.upstream.name);
@@ -4940,6 +4945,18 @@ static void resume_reload(char **t, size_t n)
 	free(s);
 }
 
+/* The failures --respawn-limit counts: "p COUNT", then "f INDEX TIME" for each one of the ring. */
+static void resume_failures(char **t, size_t n)
+{
+	long long i;
+
+	if (strcmp(t[0], "p") == 0 && n == 2)
+		hw.respawn.nfailures = (unsigned)record_number(t[1]);
+	else if (strcmp(t[0], "f") == 0 && n == 3 && (i = record_number(t[1])) >= 0 &&
+		 i < (long long)COUNT(hw.respawn.failures))
+		hw.respawn.failures[i] = record_number(t[2]);
+}
+
 static void resume_line(char *line)
 {
 	char *t[24];
@@ -4956,7 +4973,9 @@ static void resume_line(char *line)
 		hw.respawn.attempts = (unsigned)record_number(t[2]);
 		hw.respawn.count = (unsigned)record_number(t[3]);
 		hw.respawn.last_good_dir = get_text(t[4]);
-	} else if (strcmp(t[0], "F") == 0)
+	} else if (strcmp(t[0], "p") == 0 || strcmp(t[0], "f") == 0)
+		resume_failures(t, n);
+	else if (strcmp(t[0], "F") == 0)
 		resume_files(t, n);
 	else if (strcmp(t[0], "L") == 0 && n == 5) {
 		int fd = (int)record_number(t[1]);
