@@ -3036,6 +3036,7 @@ static struct generation *spawn(enum spawn_where where, char *why, size_t size, 
 	hw.gens = g;
 	g->pidfd = -1;
 	g->starttime = process_starttime(pid);
+	hw.status_dirty = true; /* generations= names it before the loop sleeps: a successor must find it */
 	logmsg(L_INFO, "gen %u pid %d started", number, (int)pid);
 	return g;
 }

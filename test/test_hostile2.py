@@ -104,5 +104,61 @@ class UpgradeInCrashLoopTest(unittest.TestCase):
                              "4 failures for a limit of 3: the upgrade reset the count\n" + hw.stderr())
 
 
+class KillNineWhileStartingTest(unittest.TestCase):
+    """kill -9 of hupwatch while a generation of its own is starting: the status file must name that
+    generation, or the successor cannot take it over nor stop it (it holds the socket for ever)."""
+
+    def setUp(self):
+        self.tmp = tmpdir(self)
+        self.status = os.path.join(self.tmp, "status")
+        self.port = free_port()
+        self.args = ["--listen", "127.0.0.1:%d" % self.port, "-S", self.status]
+
+    def hupwatch(self, args, *track):
+        hw = Hupwatch(args + self.args, [CHILD, "--serve"])
+        hw.__enter__()
+        self.addCleanup(hw.__exit__, None, None, None)
+        hw.track(*track)
+        return hw
+
+    def named(self, pid):
+        def check():
+            gens = read_status(self.status).get("generations", "")
+            return any(item.split(":")[1] == str(pid) for item in gens.split(",") if item)
+        wait_for(check, 5, "the status file to name starting pid %d (it has %r)"
+                 % (pid, read_status(self.status).get("generations")))
+
+    def kill9(self, hw):
+        os.kill(hw.pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(hw.pid), 10, "hupwatch gone")
+
+    def test_kill_9_during_the_first_start_then_a_successor_takes_over(self):
+        first = self.hupwatch(["-w", "30"])
+        gen1 = int(first.wait_log(r"\bgen 1 pid (\d+) started").group(1))
+        self.named(gen1)
+        self.kill9(first)
+        succ = self.hupwatch(["-w", "0.2"], gen1)
+        succ.wait_log(r"\btook over '127\.0\.0\.1:%d' from gen 1 pid %d" % (self.port, gen1))
+        succ.wait_log(r"\bgen 2 pid \d+ ready after")
+        wait_for(lambda: not pid_alive(gen1), 10, "the dead hupwatch's starting gen 1 stopped")
+        self.assertEqual(http_get("127.0.0.1", self.port)[0], 200)
+
+    def test_kill_9_again_during_a_takeover_leaves_no_generation_behind(self):
+        first = self.hupwatch(["-w", "0.2"])
+        first.wait_log(r"\bgen 1 pid \d+ ready after")
+        wait_for(lambda: read_status(self.status).get("state") == "running", 10, "running")
+        gen1 = int(read_status(self.status)["generation_pid"])
+        self.kill9(first)
+        second = self.hupwatch(["-w", "30"], gen1)
+        gen2 = int(second.wait_log(r"\bgen 2 pid (\d+) started").group(1))
+        self.named(gen2)
+        self.kill9(second)
+        third = self.hupwatch(["-w", "0.2"], gen1, gen2)
+        third.wait_log(r"\bgen 3 pid \d+ ready after")
+        wait_for(lambda: not pid_alive(gen1) and not pid_alive(gen2), 10,
+                 "gens 1 and 2 of the dead hupwatches stopped (alive: %r)"
+                 % [p for p in (gen1, gen2) if pid_alive(p)])
+
+
 if __name__ == "__main__":
     unittest.main()
