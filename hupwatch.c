@@ -4091,6 +4091,7 @@ static void request_upgrade(void)
 	hw.upgrade.state = RELOAD_IN_PROGRESS;
 	hw.upgrade.reason[0] = '\0';
 	logmsg(L_INFO, "upgrade requested: re-executing %s", hw.self.exe ? hw.self.exe : "?");
+	write_status(); /* counted: a client waiting for it does not send it again */
 	if (hw.state == HW_STOPPING) {
 		upgrade_failed("hupwatch is shutting down");
 		return;
@@ -5402,13 +5403,26 @@ static int report_outcome(enum outcome o, const struct status_info *before, cons
 struct client_ops {
 	enum outcome (*outcome)(const struct status_info *, const struct status_info *);
 	int (*report)(enum outcome, const struct status_info *, const struct status_info *);
+	bool resend; /* the request again while hupwatch has not counted it (see upgrade_not_taken) */
 };
+
+/*
+ * A SIGHUP sent while another is pending is merged into it, the value of sigqueue(3) with it: in
+ * a storm of reloads an --upgrade is lost. Sent again each second until the status file counts
+ * it (hupwatch writes the count as it takes the request); never to a hupwatch that does not say
+ * its version, which would take each one for a reload.
+ */
+static bool upgrade_not_taken(const struct status_info *before, const struct status_info *cur, nsec_t since)
+{
+	return before->version[0] && cur->pid == before->pid && cur->upgrades <= before->upgrades &&
+	       now() - since >= NSEC_PER_SEC;
+}
 
 /* Until the outcome is known or the limit passes. */
 static int await_outcome(const struct client_ops *ops, const char *path, const struct status_info *before,
 			 nsec_t limit, int ifd)
 {
-	nsec_t start = now();
+	nsec_t start = now(), sent = start;
 
 	for (;;) {
 		struct status_info cur;
@@ -5419,6 +5433,9 @@ static int await_outcome(const struct client_ops *ops, const char *path, const s
 			o = ops->outcome(before, &cur);
 			if (o == PENDING && !hupwatch_alive(&cur))
 				o = GONE;
+			if (o == PENDING && ops->resend && upgrade_not_taken(before, &cur, sent) &&
+			    sigqueue((pid_t)before->pid, SIGHUP, (union sigval){ .sival_int = UPGRADE_REQUEST }) == 0)
+				sent = now();
 		}
 		if (o != PENDING)
 			return ops->report(o, before, &cur);
@@ -5441,8 +5458,8 @@ static int signal_hupwatch(const struct config *c, pid_t pid)
 
 static int run_reload_client(const struct config *c)
 {
-	static const struct client_ops reload_ops = { reload_outcome, report_outcome };
-	static const struct client_ops upgrade_ops = { upgrade_outcome, report_upgrade };
+	static const struct client_ops reload_ops = { reload_outcome, report_outcome, false };
+	static const struct client_ops upgrade_ops = { upgrade_outcome, report_upgrade, true };
 	const char *path = c->status_file;
 	struct status_info st;
 	nsec_t limit;

@@ -4,6 +4,7 @@ Each test is one confirmed fault: it failed on the code before its fix.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -158,6 +159,36 @@ class KillNineWhileStartingTest(unittest.TestCase):
         wait_for(lambda: not pid_alive(gen1) and not pid_alive(gen2), 10,
                  "gens 1 and 2 of the dead hupwatches stopped (alive: %r)"
                  % [p for p in (gen1, gen2) if pid_alive(p)])
+
+
+class UpgradeMergedWithPendingSighupTest(unittest.TestCase):
+    """--upgrade is a SIGHUP with a sigqueue(3) value: sent while another SIGHUP is pending, the
+    kernel merges it into that one, value and all, and the upgrade is never seen."""
+
+    def test_upgrade_sent_while_a_sighup_is_pending_still_happens(self):
+        tmp = tmpdir(self)
+        binary = os.path.join(tmp, "hupwatch")
+        shutil.copy(HUPWATCH, binary)
+        status = os.path.join(tmp, "status")
+        with Hupwatch(["-w", "0.2", "--listen", "127.0.0.1:0", "-S", status], [CHILD, "--serve"],
+                      binary=binary) as hw:
+            hw.wait_log(r"\bgen 1 pid \d+ ready after")
+            wait_for(lambda: read_status(status).get("state") == "running", 10, "running")
+            # a busy loop, as in a storm of reloads: stopped, with a SIGHUP pending
+            os.kill(hw.pid, signal.SIGSTOP)
+            self.addCleanup(lambda: os.kill(hw.pid, signal.SIGCONT) if pid_alive(hw.pid) else None)
+            wait_for(lambda: proc_state(hw.pid) == "T", 5, "hupwatch stopped")
+            os.kill(hw.pid, signal.SIGHUP)
+            client = subprocess.Popen([binary, "--upgrade", "-t", "8", "-S", status],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.addCleanup(lambda: client.poll() is None and client.kill())
+            # it has signalled once it sleeps waiting for the status file to change
+            wait_for(lambda: proc_state(client.pid) == "S", 5, "the client waiting")
+            os.kill(hw.pid, signal.SIGCONT)
+            out, err = client.communicate(timeout=30)
+            self.assertEqual(client.returncode, 0, out + err + hw.stderr())
+            self.assertRegex(out, r"^hupwatch: upgrade 1 succeeded: pid %d runs hupwatch " % hw.pid)
+            hw.wait_log(r"\breload requested \(SIGHUP\)")  # the plain SIGHUP still reloads
 
 
 if __name__ == "__main__":
