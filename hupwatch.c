@@ -2496,7 +2496,8 @@ static int open_listener(size_t i, int reused)
 			snprintf(label, sizeof(label), "unix:%s", a.path);
 		else
 			describe_sockname(fd, label, sizeof(label));
-		add_listener(fd, fd_name(spec), xstrdup(label), NULL);
+		/* A taken-over unix socket's file is ours now, removed at exit as if we had bound it. */
+		add_listener(fd, fd_name(spec), xstrdup(label), a.family == AF_UNIX && reused < 0 ? xstrdup(a.path) : NULL);
 		logmsg(L_INFO, "listening on %s (fd %d, %s)", label, 3 + (int)hw.sock.n - 1,
 		       reused >= 0 ? "passed back by the service manager" : "taken over");
 		return 0;
