@@ -2496,7 +2496,8 @@ static int open_listener(size_t i, int reused)
 			snprintf(label, sizeof(label), "unix:%s", a.path);
 		else
 			describe_sockname(fd, label, sizeof(label));
-		add_listener(fd, fd_name(spec), xstrdup(label), NULL);
+		/* A taken-over unix socket's file is ours now, removed at exit as if we had bound it. */
+		add_listener(fd, fd_name(spec), xstrdup(label), a.family == AF_UNIX && reused < 0 ? xstrdup(a.path) : NULL);
 		logmsg(L_INFO, "listening on %s (fd %d, %s)", label, 3 + (int)hw.sock.n - 1,
 		       reused >= 0 ? "passed back by the service manager" : "taken over");
 		return 0;
@@ -3036,6 +3037,7 @@ static struct generation *spawn(enum spawn_where where, char *why, size_t size, 
 	hw.gens = g;
 	g->pidfd = -1;
 	g->starttime = process_starttime(pid);
+	hw.status_dirty = true; /* generations= names it before the loop sleeps: a successor must find it */
 	logmsg(L_INFO, "gen %u pid %d started", number, (int)pid);
 	return g;
 }
@@ -3962,6 +3964,11 @@ static void write_handover(FILE *f)
 	put_text(f, hw.reload.reason);
 	fprintf(f, "\nP %" PRId64 " %u %u", hw.respawn.at, hw.respawn.attempts, hw.respawn.count);
 	put_text(f, hw.respawn.last_good_dir);
+	/* --respawn-limit's count: an upgrade in a crash loop must not make it start over. */
+	fprintf(f, "\np %u", hw.respawn.nfailures);
+	for (size_t i = 0; i < COUNT(hw.respawn.failures); i++)
+		if (hw.respawn.failures[i])
+			fprintf(f, "\nf %zu %" PRId64, i, hw.respawn.failures[i]);
 	fprintf(f, "\nF %d %d", hw.files.lock_fd, hw.self.exe_fd);
 	put_text(f, hw.runtime_dir);
 	put_text(f, hw.upstream.name);
@@ -4085,6 +4092,7 @@ static void request_upgrade(void)
 	hw.upgrade.state = RELOAD_IN_PROGRESS;
 	hw.upgrade.reason[0] = '\0';
 	logmsg(L_INFO, "upgrade requested: re-executing %s", hw.self.exe ? hw.self.exe : "?");
+	write_status(); /* counted: a client waiting for it does not send it again */
 	if (hw.state == HW_STOPPING) {
 		upgrade_failed("hupwatch is shutting down");
 		return;
@@ -4667,6 +4675,43 @@ static int setup_files(void)
 	return 0;
 }
 
+/*
+ * Was pid started by a hupwatch as generation number? Its environment says (HUPWATCH_GENERATION,
+ * set before its exec): 1 yes, 0 no, -1 cannot tell (another user's, or not dumpable). A status
+ * file is only a file: forged, or copied from elsewhere, it may name any process with its true
+ * start time.
+ */
+static int started_as_generation(pid_t pid, unsigned number)
+{
+	char path[64], want[48];
+	size_t size = 0, got = 0, wlen;
+	char *buf = NULL;
+	int fd, found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	wlen = (size_t)snprintf(want, sizeof(want), "HUPWATCH_GENERATION=%u", number) + 1; /* with its NUL */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == EACCES || errno == EPERM ? -1 : 0;
+	for (ssize_t n = 1; n > 0 && size < (4U << 20);) {
+		size_t want_size = got == size ? (size ? 2 * size : 8192) : size;
+		char *more = want_size != size ? realloc(buf, want_size) : buf;
+
+		if (!more)
+			break; /* what was read so far is looked at */
+		buf = more;
+		size = want_size;
+		n = read(fd, buf + got, size - got);
+		if (n < 0 && (errno == EACCES || errno == EPERM))
+			found = -1;
+		got += n > 0 ? (size_t)n : 0;
+	}
+	close(fd);
+	for (size_t at = 0; found == 0 && at < got; at += strnlen(buf + at, got - at) + 1)
+		found = got - at >= wlen && memcmp(buf + at, want, wlen) == 0;
+	free(buf);
+	return found;
+}
+
 /* One NUMBER:PID:STARTTIME:STATE of a predecessor's generations= list, if that process still is it. */
 static void add_orphan(char *item)
 {
@@ -4681,6 +4726,11 @@ static void add_orphan(char *item)
 		return;
 	if (process_starttime((pid_t)pid) != (unsigned long long)start)
 		return; /* gone, or another process has its pid now: never ours to signal */
+	if (started_as_generation((pid_t)pid, (unsigned)number) == 0) {
+		logmsg(L_WARNING, "the status file names pid %lld as gen %lld, but no hupwatch started it: left alone",
+		       pid, number);
+		return;
+	}
 	hw.takeover.list[hw.takeover.n++] = (struct orphan){ (unsigned)number, (pid_t)pid,
 		strcmp(f[3], "current") == 0 ? GEN_CURRENT : strcmp(f[3], "starting") == 0 ? GEN_STARTING : GEN_STOPPING };
 }
@@ -4898,6 +4948,18 @@ static void resume_reload(char **t, size_t n)
 	free(s);
 }
 
+/* The failures --respawn-limit counts: "p COUNT", then "f INDEX TIME" for each one of the ring. */
+static void resume_failures(char **t, size_t n)
+{
+	long long i;
+
+	if (strcmp(t[0], "p") == 0 && n == 2)
+		hw.respawn.nfailures = (unsigned)record_number(t[1]);
+	else if (strcmp(t[0], "f") == 0 && n == 3 && (i = record_number(t[1])) >= 0 &&
+		 i < (long long)COUNT(hw.respawn.failures))
+		hw.respawn.failures[i] = record_number(t[2]);
+}
+
 static void resume_line(char *line)
 {
 	char *t[24];
@@ -4914,7 +4976,9 @@ static void resume_line(char *line)
 		hw.respawn.attempts = (unsigned)record_number(t[2]);
 		hw.respawn.count = (unsigned)record_number(t[3]);
 		hw.respawn.last_good_dir = get_text(t[4]);
-	} else if (strcmp(t[0], "F") == 0)
+	} else if (strcmp(t[0], "p") == 0 || strcmp(t[0], "f") == 0)
+		resume_failures(t, n);
+	else if (strcmp(t[0], "F") == 0)
 		resume_files(t, n);
 	else if (strcmp(t[0], "L") == 0 && n == 5) {
 		int fd = (int)record_number(t[1]);
@@ -5340,13 +5404,26 @@ static int report_outcome(enum outcome o, const struct status_info *before, cons
 struct client_ops {
 	enum outcome (*outcome)(const struct status_info *, const struct status_info *);
 	int (*report)(enum outcome, const struct status_info *, const struct status_info *);
+	bool resend; /* the request again while hupwatch has not counted it (see upgrade_not_taken) */
 };
+
+/*
+ * A SIGHUP sent while another is pending is merged into it, the value of sigqueue(3) with it: in
+ * a storm of reloads an --upgrade is lost. Sent again each second until the status file counts
+ * it (hupwatch writes the count as it takes the request); never to a hupwatch that does not say
+ * its version, which would take each one for a reload.
+ */
+static bool upgrade_not_taken(const struct status_info *before, const struct status_info *cur, nsec_t since)
+{
+	return before->version[0] && cur->pid == before->pid && cur->upgrades <= before->upgrades &&
+	       now() - since >= NSEC_PER_SEC;
+}
 
 /* Until the outcome is known or the limit passes. */
 static int await_outcome(const struct client_ops *ops, const char *path, const struct status_info *before,
 			 nsec_t limit, int ifd)
 {
-	nsec_t start = now();
+	nsec_t start = now(), sent = start;
 
 	for (;;) {
 		struct status_info cur;
@@ -5357,6 +5434,9 @@ static int await_outcome(const struct client_ops *ops, const char *path, const s
 			o = ops->outcome(before, &cur);
 			if (o == PENDING && !hupwatch_alive(&cur))
 				o = GONE;
+			if (o == PENDING && ops->resend && upgrade_not_taken(before, &cur, sent) &&
+			    sigqueue((pid_t)before->pid, SIGHUP, (union sigval){ .sival_int = UPGRADE_REQUEST }) == 0)
+				sent = now();
 		}
 		if (o != PENDING)
 			return ops->report(o, before, &cur);
@@ -5379,8 +5459,8 @@ static int signal_hupwatch(const struct config *c, pid_t pid)
 
 static int run_reload_client(const struct config *c)
 {
-	static const struct client_ops reload_ops = { reload_outcome, report_outcome };
-	static const struct client_ops upgrade_ops = { upgrade_outcome, report_upgrade };
+	static const struct client_ops reload_ops = { reload_outcome, report_outcome, false };
+	static const struct client_ops upgrade_ops = { upgrade_outcome, report_upgrade, true };
 	const char *path = c->status_file;
 	struct status_info st;
 	nsec_t limit;

@@ -18,7 +18,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import CHILD, Hupwatch, Reports, assert_golden, wait_for  # noqa: E402
+from harness import CHILD, Hupwatch, Reports, assert_golden, wait_for, _starttime as proc_starttime  # noqa: E402
 
 
 def status_lines(path):
@@ -79,8 +79,11 @@ class GoldenTest(unittest.TestCase):
             def started(gen):
                 pids[int(self.rep.wait_report(gen=gen)["pid"])] = "<gen %d pid>" % gen
 
-            snapshot("starting: generation 1 not ready yet", state="starting")
             started(1)
+            gen1 = next(p for p, name in pids.items() if name == "<gen 1 pid>")
+            # a starting generation is in generations= at once: a successor after kill -9 finds it
+            snapshot("starting: generation 1 not ready yet", state="starting",
+                     generations="1:%d:%d:starting" % (gen1, proc_starttime(gen1)))
             ready(1)
             snapshot("running: generation 1 ready", state="running", generation=1)
             hw.signal("HUP")

@@ -220,6 +220,8 @@ class RespawnTest(unittest.TestCase):
                 self.assertRegex(hw.lines[0], r"^hupwatch: --respawn-limit: .*'%s'$" % re.escape(bad))
         with Hupwatch(["--respawn-limit", "5/10", "-w", "0.1"], [CHILD]) as hw:
             hw.wait_log(r"warning: --respawn-limit has no effect without --respawn$")
+            # that warning is logged while parsing options, before SIGTERM is handled: wait for gen 1
+            hw.wait_log(r"\bgen 1 pid \d+ started")
             hw.signal("TERM")
             self.assertEqual(hw.wait_exit(5), 0)
 
