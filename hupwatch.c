@@ -2431,6 +2431,8 @@ static void signal_orphans(int sig)
 		if (kill(-o->pid, sig) && kill(o->pid, sig))
 			logmsg(L_WARNING, "cannot signal gen %u pid %d: %s", o->number, (int)o->pid, strerror(errno));
 		(void)kill(-o->pid, SIGCONT);
+		if (o->number > hw.last_number) /* ours are numbered on from theirs: the logs name both */
+			hw.last_number = o->number;
 	}
 	hw.takeover.stopped = true;
 }
@@ -2957,13 +2959,16 @@ static _Noreturn void exec_generation(unsigned number, const struct gen_sockets 
 	if (moved < 0) /* EMFILE, say: told on the pipe we still have */
 		exec_failed(errfd, REPORT_SOCKETS, errno);
 	errfd = moved;
-	if (dir) {
-		if (chdir(dir))
-			exec_failed(errfd, REPORT_CHDIR, errno);
-		setenv("PWD", dir, 1);
-	}
-	if (getcwd(cwd, sizeof(cwd)))
+	if (dir && chdir(dir))
+		exec_failed(errfd, REPORT_CHDIR, errno);
+	/*
+	 * PWD is the release it resolved, not the `current` symlink: a server that re-reads its
+	 * directory later (gunicorn boots every new worker in $PWD) must stay in its own release.
+	 */
+	if (getcwd(cwd, sizeof(cwd))) {
 		send_report(errfd, REPORT_CWD, (int)strlen(cwd), cwd);
+		setenv("PWD", cwd, 1);
+	}
 	else
 		cwd[0] = '\0';
 	/* The sockets were bound before: only now does the generation give up root. */
@@ -4296,9 +4301,9 @@ static void main_exited(struct generation *g, int wstatus)
 	char desc[80];
 
 	describe_status(wstatus, desc, sizeof(desc));
-	if (g->adopted) {
+	if (g->adopted) { /* not our child: asked to stop, it did (0); on its own, it failed (125) */
 		snprintf(desc, sizeof(desc), "ended (adopted: its exit status is not ours to know)");
-		code = EXIT_FAILURE_OWN;
+		code = g->state == GEN_STOPPING || g->state == GEN_FAILED ? 0 : EXIT_FAILURE_OWN;
 	}
 	kill_probe(g);
 	g->main_exited = true;
@@ -4752,9 +4757,6 @@ static void find_orphans(void)
 	if (hw.takeover.n)
 		logmsg(L_WARNING, "hupwatch pid %ld died without cleaning up; %zu of its generations still run",
 		       st.pid, hw.takeover.n);
-	for (size_t i = 0; i < hw.takeover.n; i++) /* our generations are numbered on from theirs */
-		if (hw.takeover.list[i].number > hw.last_number)
-			hw.last_number = hw.takeover.list[i].number;
 	hw.reload.requests = st.requests; /* so that a --reload that was waiting does not take ours for its own */
 	hw.reload.count = st.reload;
 }
@@ -5404,18 +5406,41 @@ static int report_outcome(enum outcome o, const struct status_info *before, cons
 struct client_ops {
 	enum outcome (*outcome)(const struct status_info *, const struct status_info *);
 	int (*report)(enum outcome, const struct status_info *, const struct status_info *);
-	bool resend; /* the request again while hupwatch has not counted it (see upgrade_not_taken) */
+	int (*send)(pid_t);                                                 /* the request */
+	bool (*taken)(const struct status_info *, const struct status_info *); /* counted by hupwatch yet? */
 };
 
-/*
- * A SIGHUP sent while another is pending is merged into it, the value of sigqueue(3) with it: in
- * a storm of reloads an --upgrade is lost. Sent again each second until the status file counts
- * it (hupwatch writes the count as it takes the request); never to a hupwatch that does not say
- * its version, which would take each one for a reload.
- */
-static bool upgrade_not_taken(const struct status_info *before, const struct status_info *cur, nsec_t since)
+static int send_reload(pid_t pid)
 {
-	return before->version[0] && cur->pid == before->pid && cur->upgrades <= before->upgrades &&
+	return kill(pid, SIGHUP);
+}
+
+/* An older hupwatch that knows no upgrade takes this for a reload. */
+static int send_upgrade(pid_t pid)
+{
+	return sigqueue(pid, SIGHUP, (union sigval){ .sival_int = UPGRADE_REQUEST });
+}
+
+static bool reload_taken(const struct status_info *before, const struct status_info *cur)
+{
+	return cur->requests > before->requests;
+}
+
+static bool upgrade_taken(const struct status_info *before, const struct status_info *cur)
+{
+	return cur->upgrades > before->upgrades;
+}
+
+/*
+ * A SIGHUP sent while another is pending is merged into it, and the value of sigqueue(3) with
+ * it: a reload and an upgrade asked for at once, one would be lost. So the request is sent again
+ * each second until the status file counts it (hupwatch counts as it takes a request); never to
+ * a hupwatch that does not say its version: an older one counts nothing.
+ */
+static bool send_again(const struct client_ops *ops, const struct status_info *before,
+		       const struct status_info *cur, nsec_t since)
+{
+	return before->version[0] && cur->pid == before->pid && !ops->taken(before, cur) &&
 	       now() - since >= NSEC_PER_SEC;
 }
 
@@ -5434,8 +5459,7 @@ static int await_outcome(const struct client_ops *ops, const char *path, const s
 			o = ops->outcome(before, &cur);
 			if (o == PENDING && !hupwatch_alive(&cur))
 				o = GONE;
-			if (o == PENDING && ops->resend && upgrade_not_taken(before, &cur, sent) &&
-			    sigqueue((pid_t)before->pid, SIGHUP, (union sigval){ .sival_int = UPGRADE_REQUEST }) == 0)
+			if (o == PENDING && send_again(ops, before, &cur, sent) && ops->send((pid_t)before->pid) == 0)
 				sent = now();
 		}
 		if (o != PENDING)
@@ -5449,18 +5473,12 @@ static int await_outcome(const struct client_ops *ops, const char *path, const s
 	}
 }
 
-/* --reload sends SIGHUP; --upgrade the same signal with a value (an older hupwatch just reloads). */
-static int signal_hupwatch(const struct config *c, pid_t pid)
-{
-	if (c->upgrade)
-		return sigqueue(pid, SIGHUP, (union sigval){ .sival_int = UPGRADE_REQUEST });
-	return kill(pid, SIGHUP);
-}
 
 static int run_reload_client(const struct config *c)
 {
-	static const struct client_ops reload_ops = { reload_outcome, report_outcome, false };
-	static const struct client_ops upgrade_ops = { upgrade_outcome, report_upgrade, true };
+	static const struct client_ops reload_ops = { reload_outcome, report_outcome, send_reload, reload_taken };
+	static const struct client_ops upgrade_ops = { upgrade_outcome, report_upgrade, send_upgrade, upgrade_taken };
+	const struct client_ops *ops = c->upgrade ? &upgrade_ops : &reload_ops;
 	const char *path = c->status_file;
 	struct status_info st;
 	nsec_t limit;
@@ -5475,14 +5493,14 @@ static int run_reload_client(const struct config *c)
 	/* Watch before signalling, so that no rewrite is missed. */
 	ifd = watch_status(path);
 	limit = c->upgrade && !c->ready_timeout_set ? 30 * NSEC_PER_SEC : client_limit(c, &st);
-	if (signal_hupwatch(c, (pid_t)st.pid)) {
+	if (ops->send((pid_t)st.pid)) {
 		int saved = errno;
 
 		if (ifd >= 0)
 			close(ifd);
 		return client_error("cannot signal hupwatch pid %ld: %s", st.pid, strerror(saved));
 	}
-	rc = await_outcome(c->upgrade ? &upgrade_ops : &reload_ops, path, &st, limit, ifd);
+	rc = await_outcome(ops, path, &st, limit, ifd);
 	if (ifd >= 0)
 		close(ifd);
 	return rc;

@@ -311,18 +311,16 @@ class GunicornReadiness(RealReadiness, unittest.TestCase):
     def command(self):
         return ["gunicorn", "-w", "2", "e2e_app:application"]
 
-    @unittest.expectedFailure
     def test_respawned_worker_keeps_its_release(self):
         """A worker gunicorn starts later (one that crashed, --max-requests, --timeout) must import the
         old generation's release, not whatever `current` points to by then.
 
-        It does not: hupwatch sets PWD to the logical --chdir path (hupwatch.c, exec_generation:
-        setenv("PWD", dir, 1)), gunicorn takes $PWD as its directory (util.getcwd() prefers $PWD when
-        it is the same inode as the cwd) and puts it on sys.path, so without --preload each new
-        worker imports through the `current` symlink. After the deploy swapped `current` to a broken
-        release and before any reload, one worker of gen 1 dies: its replacement fails to import, the
-        arbiter halts ("Worker failed to boot", status 3), and hupwatch, with nothing to take over,
-        exits 3: the service is down although no reload was even asked for."""
+        gunicorn takes $PWD as its directory (util.getcwd() prefers $PWD when it is the same inode as
+        the cwd) and puts it on sys.path, so each new worker imports from there. hupwatch sets PWD to
+        the directory the generation resolved at its start, not the `current` symlink: after the
+        deploy swapped `current` to a broken release and before any reload, a gen-1 worker that dies
+        is replaced by one of release 1. (With PWD the symlink, the replacement failed to import, the
+        arbiter halted with status 3 and the service went down.)"""
         hw, pid1 = self.start(10, 0)
         self.release("broken", broken="")
         load = Load(self.port).start()
@@ -341,7 +339,10 @@ class GunicornReadiness(RealReadiness, unittest.TestCase):
         finally:
             load.stop()
         self.assertTrue(hw.running(), hw.stderr()[-3000:])
-        self.assertEqual(dict(load.failures), {}, load.errors[:5])
+        self.assertTrue(replacement(), "no replacement worker answered")
+        # the killed worker's own request may be lost with it; nothing else
+        self.assertNotIn("refused", load.failures, load.errors[:5])
+        self.assertLessEqual(sum(load.failures.values()), 2, load.errors[:5])
         self.assertEqual({a[1] for a in load.answers}, {"1"})
 
 
