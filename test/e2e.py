@@ -4,11 +4,15 @@ status file, and processes found and killed by a unique environment tag.
 """
 
 import os
+import re
 import shutil
 import signal
+import socket
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 
 from harness import ROOT, free_port, http_get, wait_for
 
@@ -130,3 +134,86 @@ class AppMixin:
                 return None
             return body if status == 200 else None
         return wait_for(check, timeout, "an answer on 127.0.0.1:%d" % self.port)
+
+
+class ClassifiedLoad:
+    """Threads sending back-to-back HTTP/1.0 GET / on new connections until stop(); every request
+    is an answer or a failure counted by kind (refused, reset, timeout, closed, HTTP 5xx, ...).
+
+    A subclass names the answer it expects: ANSWER, a regex for a 200's body, and answer(match),
+    what to keep of it. answers: (start time,) + answer(match) of each, in the order they came;
+    failures: Counter of kinds; errors: the first descriptions."""
+
+    ANSWER = re.compile(r"^(.*)$")
+    TIMEOUT = 10
+
+    def __init__(self, port, threads=3):
+        self.port = port
+        self.answers = []
+        self.failures = Counter()
+        self.errors = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def answer(self, m):
+        return m.groups()
+
+    def _fetch(self):
+        """(response text, None) or (None, (kind, detail))."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=self.TIMEOUT) as s:
+                s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                chunks = []
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    chunks.append(b)
+        except ConnectionRefusedError as e:
+            return None, ("refused", str(e))
+        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
+            return None, ("reset", str(e))
+        except socket.timeout as e:
+            return None, ("timeout", str(e))
+        except OSError as e:
+            return None, ("error", "%s: %s" % (type(e).__name__, e))
+        data = b"".join(chunks).decode("utf-8", "replace")
+        return (data, None) if data else (None, ("closed", "connection closed without an answer"))
+
+    def _one(self):
+        data, failure = self._fetch()
+        if failure:
+            return None, failure
+        head, _, body = data.partition("\r\n\r\n")
+        m = re.match(r"HTTP/1\.[01] (\d{3})", head)
+        if not m:
+            return None, ("malformed", data[:200])
+        if m.group(1) != "200":
+            return None, ("HTTP %s" % m.group(1), body[:200])
+        a = self.ANSWER.match(body.strip())
+        if not a:
+            return None, ("bad body", body[:200])
+        return self.answer(a), None
+
+    def _run(self):
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            answer, failure = self._one()
+            with self._lock:
+                if failure:
+                    self.failures[failure[0]] += 1
+                    if len(self.errors) < 20:
+                        self.errors.append("%.3f %s: %s" % ((t0,) + failure))
+                else:
+                    self.answers.append((t0,) + tuple(answer))
+
+    def start(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)

@@ -32,90 +32,26 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import HUPWATCH, ROOT, Hupwatch, base_env, free_port, pid_alive, wait_for  # noqa: E402
-from e2e import read_status  # noqa: E402
+from e2e import ClassifiedLoad, read_status  # noqa: E402
 from test_recipes import ensure_packages  # noqa: E402
 
 HERE = os.path.join(ROOT, "test")
 PUMA_RB = os.path.join(HERE, "recipes", "puma", "puma.rb")
 
 
-class Load:
-    """Threads sending back-to-back HTTP/1.0 GET / on new connections until stop().
-
-    answers: (start time, release, gen, pid) of every 200 'release=R gen=N pid=P'; failures: Counter
-    of kinds; errors: the first descriptions."""
+class Load(ClassifiedLoad):
+    """answers: (start time, release, gen, pid) of every 200 'release=R gen=N pid=P'."""
 
     ANSWER = re.compile(r"^release=(\S+) gen=(\S+) pid=(\d+)$")
 
-    def __init__(self, port, threads=3):
-        self.port = port
-        self.answers = []
-        self.failures = Counter()
-        self.errors = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _one(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
-                s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                chunks = []
-                while True:
-                    b = s.recv(65536)
-                    if not b:
-                        break
-                    chunks.append(b)
-        except ConnectionRefusedError as e:
-            return None, ("refused", str(e))
-        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
-            return None, ("reset", str(e))
-        except socket.timeout as e:
-            return None, ("timeout", str(e))
-        except OSError as e:
-            return None, ("error", "%s: %s" % (type(e).__name__, e))
-        data = b"".join(chunks).decode("utf-8", "replace")
-        if not data:
-            return None, ("closed", "connection closed without an answer")
-        head, _, body = data.partition("\r\n\r\n")
-        m = re.match(r"HTTP/1\.[01] (\d{3})", head)
-        if not m:
-            return None, ("malformed", data[:200])
-        if m.group(1) != "200":
-            return None, ("HTTP %s" % m.group(1), body[:100])
-        a = self.ANSWER.match(body.strip())
-        if not a:
-            return None, ("bad body", body[:200])
-        return (a.group(1), a.group(2), int(a.group(3))), None
-
-    def _run(self):
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            answer, failure = self._one()
-            with self._lock:
-                if failure:
-                    self.failures[failure[0]] += 1
-                    if len(self.errors) < 20:
-                        self.errors.append("%.3f %s: %s" % ((t0,) + failure))
-                else:
-                    self.answers.append((t0,) + answer)
-
-    def start(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(15)
+    def answer(self, m):
+        return m.group(1), m.group(2), int(m.group(3))
 
     def after(self, t, n=20, timeout=15):
         """(release, gen) of the first n answers to requests started after monotonic time t."""

@@ -28,12 +28,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
-from collections import Counter
 
-from e2e import read_status
+from e2e import ClassifiedLoad, read_status
 from harness import HUPWATCH, ROOT, Hupwatch, free_port, wait_for
 
 README = os.path.join(ROOT, "README.md")
@@ -128,77 +126,11 @@ def manpage_commands():
 
 # ---------------------------------------------------------------- load
 
-class RecipeLoad:
-    """Threads sending back-to-back HTTP/1.0 GETs; every request is an answer or a counted failure.
-
-    answers: (start time, version) of each 200 answer 'version=V ...', in the order they arrived.
-    failures: Counter of failure kinds; errors: the first descriptions."""
+class RecipeLoad(ClassifiedLoad):
+    """answers: (start time, version) of each 200 answer 'version=V ...', in the order they arrived."""
 
     ANSWER = re.compile(r"^version=(\S+) gen=\d+ pid=\d+$")
-
-    def __init__(self, port, threads=3):
-        self.port = port
-        self.answers = []
-        self.failures = Counter()
-        self.errors = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _one(self):
-        """(version, None) or (None, (kind, detail))."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-                s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                chunks = []
-                while True:
-                    b = s.recv(65536)
-                    if not b:
-                        break
-                    chunks.append(b)
-        except ConnectionRefusedError as e:
-            return None, ("refused", str(e))
-        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
-            return None, ("reset", str(e))
-        except socket.timeout as e:
-            return None, ("timeout", str(e))
-        except OSError as e:
-            return None, ("error", "%s: %s" % (type(e).__name__, e))
-        data = b"".join(chunks).decode("utf-8", "replace")
-        if not data:
-            return None, ("closed", "connection closed without an answer")
-        head, _, body = data.partition("\r\n\r\n")
-        m = re.match(r"HTTP/1\.[01] (\d{3})", head)
-        if not m:
-            return None, ("malformed", data[:200])
-        if m.group(1) != "200":
-            return None, ("HTTP %s" % m.group(1), body[:200])
-        a = self.ANSWER.match(body.strip())
-        if not a:
-            return None, ("bad body", body[:200])
-        return a.group(1), None
-
-    def _run(self):
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            version, failure = self._one()
-            with self._lock:
-                if failure:
-                    self.failures[failure[0]] += 1
-                    if len(self.errors) < 20:
-                        self.errors.append("%s: %s" % failure)
-                else:
-                    self.answers.append((t0, version))
-
-    def start(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(10)
+    TIMEOUT = 5
 
     def started_after(self, t, n=ANSWERS, timeout=15):
         """Versions of the first n answers to requests started after monotonic time t (waits)."""
