@@ -954,8 +954,9 @@ class GuardTest(Base):
 
     def test_failed_start_kills_what_the_generation_left(self):
         # gen 2 is `sh -c 'sleep 3017 & exit 3'`: it fails before ready, and its sleep, which
-        # would hold the listening sockets, must not outlive the failure.
-        cmd = by_gen(["/bin/sh", "-c", "sleep 3017 & exit 3"], {1: self.child()})
+        # would hold the listening sockets, must not outlive the failure. The sleep ignores TERM:
+        # what a generation that died on its own left is killed at once, not asked to stop.
+        cmd = by_gen(["/bin/sh", "-c", '(trap "" TERM; exec sleep 3017) & exit 3'], {1: self.child()})
         with Hupwatch(["-w", "0.5", "-l", "127.0.0.1:0"], cmd) as hw:
             self.ready(hw, 1)
             m = hw.mark()
@@ -963,7 +964,22 @@ class GuardTest(Base):
             p2 = self.started(hw, 2, since=m)
             hw.wait_log(r"\bgen 2 failed: exited with status 3 before ready; gen 1 stays current",
                         since=m)
+            wait_for(lambda: not live_in_group(p2), 2, "gen 2's group gone at once (not after 5 s)")
             self.assert_group_gone(p2, "gen 2 failed")
+            self.assertTrue(hw.running())
+
+    def test_leftover_that_ignores_the_stop_signal_is_killed_at_the_stop_timeout(self):
+        # gen 1's main process ends on TERM, but what it started ignores TERM: the generation is
+        # not gone while its group lasts, so the stop timeout's SIGKILL still reaches it.
+        cmd = by_gen([CHILD], {1: ["/bin/sh", "-c", '(trap "" TERM; exec sleep 1019) & exec "$0"', CHILD]})
+        with Hupwatch(["-w", "0.3", "-T", "1", "-l", "127.0.0.1:0"], cmd) as hw:
+            p1 = self.ready(hw, 1)
+            m = hw.mark()
+            hw.signal("HUP")
+            hw.wait_log(r"\bgen 1 pid %d exited .* after draining" % p1, since=m, timeout=10)
+            hw.wait_log(r"\bgen 1: stopping what is left in its process group", since=m)
+            hw.wait_log(r"\bgen 1 pid %d still running after stop timeout" % p1, since=m, timeout=5)
+            self.assert_group_gone(p1, "the stop timeout of gen 1")
             self.assertTrue(hw.running())
 
     def test_pid_file_of_someone_else_is_not_removed_at_exit(self):
