@@ -1898,7 +1898,7 @@ static int lock_status_file(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	const char *base = slash ? slash + 1 : path;
+	const char *base = slash ? path + (slash - dir) + 1 : path; /* in path: dir is freed below */
 	struct stat sb;
 	socklen_t len;
 	int fd, n;

@@ -88,9 +88,16 @@ static void reset_hw(void)
 
 	for (g = hw.gens; g; g = next) {
 		next = g->next;
+		if (g->exec_fd >= 0)
+			close(g->exec_fd);
+		close_gen_sockets(&g->own);
+		free(g->dir);
 		free(g);
 	}
 	free(hw.workdir);
+	free(hw.respawn.last_good_dir);
+	free(hw.self.exe);
+	free(hw.runtime_dir);
 	memset(&hw, 0, sizeof(hw));
 	hw.sigfd = hw.upstream.fd = hw.files.lock_fd = -1;
 	hw.respawn.at = NEVER;
@@ -250,7 +257,7 @@ static struct generation *add_gen(unsigned number, pid_t pid, enum gen_state sta
 	struct generation *g = xmalloc(sizeof(*g));
 
 	*g = (struct generation){ .number = number, .pid = pid, .state = state, .spawned_at = now(),
-				  .exec_fd = -1, .kill_at = NEVER, .own = no_sockets, .http = { .fd = -1 } };
+				  .exec_fd = -1, .pidfd = -1, .kill_at = NEVER, .own = no_sockets, .http = { .fd = -1 } };
 	g->probe_next = g->http_next = g->spawned_at;
 	g->next = hw.gens;
 	hw.gens = g;
