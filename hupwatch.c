@@ -1341,17 +1341,25 @@ static const char *long_name(int c)
 	return "?";
 }
 
+/* "hupwatch: MESSAGE" on stderr, then tail: the one shape of a command-line error (options, --reload). */
+static int say_error(const char *tail, const char *fmt, va_list ap)
+{
+	fputs("hupwatch: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs(tail, stderr);
+	return EXIT_FAILURE_OWN;
+}
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	fputs("hupwatch: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc = say_error("\nTry 'hupwatch --help' for more information.\n", fmt, ap);
 	va_end(ap);
-	fputs("\nTry 'hupwatch --help' for more information.\n", stderr);
-	return EXIT_FAILURE_OWN;
+	return rc;
 }
 
 static void free_config_user(struct config *c)
@@ -5269,13 +5277,12 @@ static int client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2
 static int client_error(const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	fputs("hupwatch: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc = say_error("\n", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_FAILURE_OWN;
+	return rc;
 }
 
 enum outcome { PENDING, SUCCEEDED, FAILED, GONE };

@@ -280,7 +280,8 @@ static bool in_gens(const struct generation *g)
  * Run fn in a forked copy of this test and return its wait status. fn ends in exit() (finish)
  * or _exit(); it must not use cmocka assertions, which would unwind into the copy's runner.
  */
-static int in_child(void (*fn)(void))
+/* fn in a forked copy of this test; the copy exits with after_return if fn returns. Its status. */
+static int run_in_copy(void (*fn)(void), int after_return)
 {
 	pid_t pid;
 
@@ -289,14 +290,20 @@ static int in_child(void (*fn)(void))
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		/* The copy's own idle children go with it, reaped, when fn ends in exit(). */
+		/* The copy's own idle children go with it, reaped, also when fn ends in exit(). */
 		nkids = 0;
 		in_copy = true;
 		atexit(kill_kids);
 		fn();
-		_exit(200); /* fn was to exit */
+		kill_kids();
+		_exit(after_return);
 	}
 	return reap_pid(pid);
+}
+
+static int in_child(void (*fn)(void))
+{
+	return run_in_copy(fn, 200); /* fn was to exit */
 }
 
 /*
@@ -333,22 +340,8 @@ static int in_child(void (*fn)(void))
 
 static void checked_in_child(void (*fn)(void))
 {
-	pid_t pid;
-	int st;
+	int st = run_in_copy(fn, 0);
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		nkids = 0;
-		in_copy = true;
-		atexit(kill_kids); /* also when the path under test ends in exit() */
-		fn();
-		kill_kids();
-		_exit(0);
-	}
-	st = reap_pid(pid);
 	if (WIFSIGNALED(st))
 		fail_msg("the forked copy was killed by %s", signame(WTERMSIG(st)));
 	if (WEXITSTATUS(st) == 201)
