@@ -224,6 +224,7 @@ struct generation {
 	unsigned long long starttime; /* of its main process, so that no later holder of its pid is taken for it */
 	bool main_exited; /* its main process is reaped; the rest of its group may live on */
 	int main_status;  /* its wait status, once main_exited */
+	bool leftovers;   /* its group outlived its main process: "gone" gets its own line */
 	bool notified;    /* READY=1 received */
 	nsec_t watchdog_at; /* its last WATCHDOG=1; 0: it never sent one, and is not watched */
 	bool probe_ok;
@@ -342,6 +343,11 @@ static struct {
 		int fd;                /* the handover record, while an exec is tried */
 		unsigned final_number; /* exit.final_gen by number, while resuming */
 	} upgrade;
+	struct request_id {
+		pid_t pid; /* the client that sent it */
+		int value; /* its sigqueue(3) value: kind and the count the client read first */
+	} taken[8];        /* the latest client requests taken, so that one sent again is not taken twice */
+	size_t ntaken;
 	struct {
 		bool pid_written;
 		bool status_written;
@@ -3906,7 +3912,17 @@ static void forward(int sig)
 #ifndef HANDOVER_VERSION
 #define HANDOVER_VERSION 1
 #endif
-#define UPGRADE_REQUEST 0x75706772 /* "upgr": the value of a SIGHUP sent by sigqueue(3) for --upgrade */
+
+/*
+ * A --reload or --upgrade client sends its SIGHUP by sigqueue(3) with a value: the kind in the
+ * top byte, the count of that kind it read in the status file before sending in the rest. A
+ * client sends it again until the status file counts it; the same sender and value taken twice
+ * is one request.
+ */
+#define REQUEST_RELOAD 'r'
+#define REQUEST_UPGRADE 'u'
+#define REQUEST_VALUE(kind, count) ((int)(((unsigned)(kind) << 24) | ((count) & 0xffffffu)))
+#define REQUEST_KIND(value) ((unsigned)(value) >> 24)
 
 /* One token: printable, no spaces; anything else as %XX. */
 static void put_text(FILE *f, const char *s)
@@ -3962,7 +3978,7 @@ static void write_generation(FILE *f, const struct generation *g)
 	put_text(f, g->own.notify_path);
 	put_text(f, g->own.probe_address);
 	put_text(f, g->own.probe_path);
-	fputc('\n', f);
+	fprintf(f, " %d\n", g->leftovers);
 }
 
 static void write_handover(FILE *f)
@@ -3989,6 +4005,9 @@ static void write_handover(FILE *f)
 	put_text(f, hw.self.exe);
 	fputc('\n', f);
 	fprintf(f, "W %" PRId64 " %" PRId64 "\n", hw.upstream.watchdog, hw.upstream.watchdog_next);
+	for (size_t i = 0; i < COUNT(hw.taken); i++) /* an upgrade client may send again to the new binary */
+		if (hw.taken[i].pid > 0)
+			fprintf(f, "H %d %d\n", (int)hw.taken[i].pid, hw.taken[i].value);
 	for (size_t i = 0; i < hw.sock.n; i++) {
 		fprintf(f, "L %d", hw.sock.list[i].fd);
 		put_text(f, hw.sock.list[i].name);
@@ -4249,8 +4268,8 @@ static void end_if_gone(struct generation *g)
 {
 	if (!g->main_exited || group_alive(g))
 		return;
-	if (g->killed || g->state == GEN_STOPPING)
-		logmsg(L_DEBUG, "gen %u gone: its process group has ended", g->number);
+	if (g->leftovers)
+		logmsg(L_INFO, "gen %u gone: what it left in process group %d has ended", g->number, (int)g->pid);
 	remove_generation(g);
 }
 
@@ -4331,6 +4350,7 @@ static void main_exited(struct generation *g, int wstatus)
 		stopping_exited(g, desc);
 		break;
 	}
+	g->leftovers = group_alive(g);
 }
 
 static void probe_exited(struct generation *g, int wstatus)
@@ -4397,6 +4417,20 @@ static void reap(void)
 	}
 }
 
+/* True if this client request was taken already (it was sent again); else remembers it. */
+static bool taken_before(pid_t pid, int value)
+{
+	unsigned kind = REQUEST_KIND(value);
+
+	if (kind != REQUEST_RELOAD && kind != REQUEST_UPGRADE)
+		return false;
+	for (size_t i = 0; i < COUNT(hw.taken); i++)
+		if (hw.taken[i].pid == pid && hw.taken[i].value == value && pid > 0)
+			return true;
+	hw.taken[hw.ntaken++ % COUNT(hw.taken)] = (struct request_id){ pid, value };
+	return false;
+}
+
 static void handle_signal(const struct signalfd_siginfo *si)
 {
 	switch (si->ssi_signo) {
@@ -4404,7 +4438,9 @@ static void handle_signal(const struct signalfd_siginfo *si)
 		reap();
 		break;
 	case SIGHUP:
-		if (si->ssi_code == SI_QUEUE && si->ssi_int == UPGRADE_REQUEST)
+		if (si->ssi_code == SI_QUEUE && taken_before((pid_t)si->ssi_pid, si->ssi_int))
+			logmsg(L_DEBUG, "SIGHUP from pid %d sent again; its request was taken already", (int)si->ssi_pid);
+		else if (si->ssi_code == SI_QUEUE && REQUEST_KIND(si->ssi_int) == REQUEST_UPGRADE)
 			request_upgrade();
 		else
 			request_reload();
@@ -4903,7 +4939,7 @@ static void resume_owned(char **t, size_t n)
 
 	while (g && g->next)
 		g = g->next;
-	if (!g || n != 11)
+	if (!g || (n != 11 && n != 12)) /* 11: from a binary that kept no leftovers flag */
 		return;
 	g->own.notify_fd = (int)record_number(t[1]);
 	g->own.probe_fd = (int)record_number(t[2]);
@@ -4915,6 +4951,7 @@ static void resume_owned(char **t, size_t n)
 	g->own.notify_path = get_text(t[8]);
 	g->own.probe_address = get_text(t[9]);
 	g->own.probe_path = get_text(t[10]);
+	g->leftovers = n == 12 && record_number(t[11]);
 	g->own.probe_len = sizeof(g->own.probe_sa);
 	if (g->own.probe_fd < 0 ||
 	    getsockname(g->own.probe_fd, (struct sockaddr *)&g->own.probe_sa, &g->own.probe_len))
@@ -4999,6 +5036,9 @@ static void resume_line(char *line)
 		resume_generation(t, n);
 	else if (strcmp(t[0], "g") == 0)
 		resume_owned(t, n);
+	else if (strcmp(t[0], "H") == 0 && n == 3)
+		hw.taken[hw.ntaken++ % COUNT(hw.taken)] = (struct request_id){ (pid_t)record_number(t[1]),
+									 (int)record_number(t[2]) };
 	else if (strcmp(t[0], "W") == 0 && n == 3) {
 		hw.upstream.watchdog = record_number(t[1]);
 		hw.upstream.watchdog_next = record_number(t[2]);
@@ -5413,19 +5453,19 @@ static int report_outcome(enum outcome o, const struct status_info *before, cons
 struct client_ops {
 	enum outcome (*outcome)(const struct status_info *, const struct status_info *);
 	int (*report)(enum outcome, const struct status_info *, const struct status_info *);
-	int (*send)(pid_t);                                                 /* the request */
+	int (*send)(const struct status_info *);                            /* the request */
 	bool (*taken)(const struct status_info *, const struct status_info *); /* counted by hupwatch yet? */
 };
 
-static int send_reload(pid_t pid)
+static int send_reload(const struct status_info *before)
 {
-	return kill(pid, SIGHUP);
+	return sigqueue((pid_t)before->pid, SIGHUP, (union sigval){ .sival_int = REQUEST_VALUE(REQUEST_RELOAD, before->requests) });
 }
 
 /* An older hupwatch that knows no upgrade takes this for a reload. */
-static int send_upgrade(pid_t pid)
+static int send_upgrade(const struct status_info *before)
 {
-	return sigqueue(pid, SIGHUP, (union sigval){ .sival_int = UPGRADE_REQUEST });
+	return sigqueue((pid_t)before->pid, SIGHUP, (union sigval){ .sival_int = REQUEST_VALUE(REQUEST_UPGRADE, before->upgrades) });
 }
 
 static bool reload_taken(const struct status_info *before, const struct status_info *cur)
@@ -5466,7 +5506,7 @@ static int await_outcome(const struct client_ops *ops, const char *path, const s
 			o = ops->outcome(before, &cur);
 			if (o == PENDING && !hupwatch_alive(&cur))
 				o = GONE;
-			if (o == PENDING && send_again(ops, before, &cur, sent) && ops->send((pid_t)before->pid) == 0)
+			if (o == PENDING && send_again(ops, before, &cur, sent) && ops->send(before) == 0)
 				sent = now();
 		}
 		if (o != PENDING)
@@ -5500,7 +5540,7 @@ static int run_reload_client(const struct config *c)
 	/* Watch before signalling, so that no rewrite is missed. */
 	ifd = watch_status(path);
 	limit = c->upgrade && !c->ready_timeout_set ? 30 * NSEC_PER_SEC : client_limit(c, &st);
-	if (ops->send((pid_t)st.pid)) {
+	if (ops->send(&st)) {
 		int saved = errno;
 
 		if (ifd >= 0)

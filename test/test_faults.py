@@ -43,9 +43,28 @@ UNSHARE = shutil.which("unshare")
 # A generation (or a part of one) is gone: "gen N pid P exited with status S after draining 0.12s",
 # "... killed by SIGKILL after ...", or, for one that never started serving, without "after".
 GONE = r"\bgen %d pid %d (exited|killed)\b"
+# A generation whose group outlived its main process: logged as gone when the group has ended.
+GROUP_GONE = r"\bgen %d gone: what it left in process group %d has ended$"
 
 
 # ---------------------------------------------------------------- helpers (local to this file)
+
+# sigqueue(3) SIGHUP with a value to a pid, twice from the same process: once at once, once
+# more when a line comes on stdin. Python's os has no sigqueue; union sigval goes in a register.
+SIGQUEUE_TWICE = r"""
+import ctypes, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+pid, value = int(sys.argv[1]), int(sys.argv[2])
+def send():
+    if libc.sigqueue(pid, signal.SIGHUP, value) != 0:
+        sys.exit("sigqueue: errno %d" % ctypes.get_errno())
+send()
+print("sent", flush=True)
+sys.stdin.readline()
+send()
+"""
+
 
 def by_gen(default, per_gen):
     """A /bin/sh -c command that execs per_gen[N] for generation N, else default (argv lists)."""
@@ -264,7 +283,7 @@ class FaultOldCodeTest(Base):
             p1 = self.ready(hw, 1)
             wait_for(lambda: answered_by(port, 1), 5, "gen 1's workers to answer")
             m, p2 = self.hup_until_ready(hw, 2)
-            hw.wait_log(GONE % (1, p1), timeout=2 + 5, since=m)
+            hw.wait_log(GROUP_GONE % (1, p1), timeout=2 + 5, since=m)
             left = live_in_group(p1)
             counts = who_answers(port, 5)
             self.assertEqual(set(counts), {2}, "who answered in the 5 s after gen 1 was gone: %r"
@@ -289,7 +308,7 @@ class FaultOldCodeTest(Base):
             self.assertRegex(err, r"gen 2 failed: not ready after .*; gen 1 pid %d still current"
                              % p1)
             p2 = self.started(hw, 2, since=m)
-            hw.wait_log(GONE % (2, p2), timeout=5 + 5, since=m)
+            hw.wait_log(GROUP_GONE % (2, p2), timeout=5 + 5, since=m)
             left = live_in_group(p2)
             counts = who_answers(port, 5)
             self.assertEqual(set(counts), {1}, "who answered in the 5 s after the failed gen 2 "
@@ -304,7 +323,7 @@ class FaultOldCodeTest(Base):
                       workers("--serve", "--report", self.rep.dir)) as hw:
             p1 = self.ready(hw, 1)
             m, p2 = self.hup_until_ready(hw, 2)
-            hw.wait_log(GONE % (1, p1), timeout=2 + 5, since=m)
+            hw.wait_log(GROUP_GONE % (1, p1), timeout=2 + 5, since=m)
             hw.signal("TERM")
             hw.wait_exit(2 + 5)
             for gen, pgid in ((1, p1), (2, p2)):
@@ -758,6 +777,34 @@ class FaultStatusTest(Base):
             self.assertEqual(client.returncode, 0, "the client took reload 1's failure for its "
                              "own: stdout %r stderr %r" % (out.decode(), err.decode()))
             self.assertRegex(out.decode(), r"reload 2 succeeded: gen 3 pid \d+ is current")
+
+    def test_fault9c_a_request_sent_again_after_it_was_taken_is_one_reload(self):
+        # The --reload client sends its SIGHUP again while the status file does not count it. If
+        # hupwatch took the first but had not yet written its status, the second copy arrives
+        # after it: the same sender's same request must not start a second reload.
+        status = self.path("status")
+        with Hupwatch(["-v", "-w", "0.2", "-S", status], self.child()) as hw:
+            st = wait_status(status, "gen 1 current", state="running", generation=1)
+            value = (ord("r") << 24) | int(st["requests"])    # what `hupwatch --reload` sends
+            sender = subprocess.Popen([sys.executable, "-c", SIGQUEUE_TWICE, str(hw.pid), str(value)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self.addCleanup(lambda: sender.poll() is None and sender.kill())
+            self.assertEqual(sender.stdout.readline().strip(), "sent", "the first sigqueue")
+            wait_status(status, "reload 1 to succeed", alive=hw.proc, requests=str(int(st["requests"]) + 1),
+                        reload="1", reload_state="succeeded")
+            m = hw.mark()
+            sender.communicate("again\n", timeout=10)
+            self.assertEqual(sender.returncode, 0)
+            took = hw.wait_log(r"debug: SIGHUP from pid %d sent again; its request was taken already$"
+                               r"|\breload requested\b" % sender.pid, since=m)
+            self.assertNotIn("reload requested", took.group(0), "the copy sent again was taken as a reload")
+            after = read_status(status)
+            self.assertEqual((after["requests"], after["reload"], after["generation"]),
+                             (str(int(st["requests"]) + 1), "1", "2"), "a second reload was started")
+            self.assertEqual(hw.log_matches(r"\breload requested\b", since=m), [])
+            # A request the same client has not sent before is taken, kill -HUP too.
+            hw.signal("HUP")
+            wait_status(status, "reload 2 to succeed", alive=hw.proc, reload="2", reload_state="succeeded")
 
     def test_fault9b_hupwatch_with_a_large_monotonic_clock(self):
         # hupwatch itself in a time namespace whose CLOCK_MONOTONIC is past 10^9 s: its status

@@ -1148,6 +1148,26 @@ static void test_status_round_trip(void **state)
 	assert_int_equal(st.reload_started, SEC(999999999) + 999999999);
 }
 
+/* A client's request sent again is one request; another client's, another kind, kill -HUP are not. */
+static void test_request_taken_once(void **state)
+{
+	int r3 = REQUEST_VALUE(REQUEST_RELOAD, 3), u3 = REQUEST_VALUE(REQUEST_UPGRADE, 3);
+
+	(void)state;
+	assert_int_equal(REQUEST_KIND(r3), 'r');
+	assert_int_equal(REQUEST_KIND(REQUEST_VALUE(REQUEST_RELOAD, 0x1000003u)), 'r'); /* the count wraps */
+	assert_false(taken_before(100, r3));
+	assert_true(taken_before(100, r3));      /* sent again */
+	assert_false(taken_before(101, r3));     /* another client, same count: merged or not, its own */
+	assert_false(taken_before(100, u3));     /* the same client's other kind */
+	assert_false(taken_before(100, REQUEST_VALUE(REQUEST_RELOAD, 4)));
+	assert_false(taken_before(100, 12345));  /* not a client's value (some other sigqueue) */
+	assert_false(taken_before(100, 12345));  /* ... never remembered */
+	for (int i = 0; i < (int)COUNT(hw.taken); i++) /* the ring forgets the oldest */
+		assert_false(taken_before(200 + i, r3));
+	assert_false(taken_before(100, r3));
+}
+
 /* reload_outcome() is pure: the client's verdict from what it read before signalling and now. */
 static void test_reload_outcome(void **state)
 {
@@ -1247,6 +1267,8 @@ static void test_handover_round_trip(void **state)
 	g = add_gen(3, 4242, GEN_CURRENT);
 	g->dir = xstrdup("/srv/app/releases/7 (new)");
 	add_gen(2, 4141, GEN_STOPPING)->killed = true;
+	hw.gens->leftovers = true;
+	assert_false(taken_before(77, REQUEST_VALUE(REQUEST_UPGRADE, 1)));
 	hw.reload.requests = 5;
 	hw.reload.count = 4;
 	snprintf(hw.reload.reason, sizeof(hw.reload.reason), "gen 4 failed: exited with status 1 before ready");
@@ -1265,6 +1287,9 @@ static void test_handover_round_trip(void **state)
 	assert_int_equal(hw.gens->number, 2); /* in the order they were listed */
 	assert_ptr_equal(hw.gens->next, g);
 	assert_true(hw.gens->killed);
+	assert_true(hw.gens->leftovers);
+	assert_false(g->leftovers);
+	assert_true(taken_before(77, REQUEST_VALUE(REQUEST_UPGRADE, 1))); /* an upgrade client sending again */
 	assert_int_equal(hw.reload.requests, 5);
 	assert_int_equal(hw.reload.count, 4);
 	assert_string_equal(hw.reload.reason, "gen 4 failed: exited with status 1 before ready");
@@ -3901,6 +3926,7 @@ int main(void)
 		TEST(test_status_parse_malformed),
 		TEST(test_status_round_trip),
 		TEST(test_status_not_configured),
+		TEST(test_request_taken_once),
 		TEST(test_reload_outcome),
 		TEST(test_handover_round_trip),
 		TEST(test_respawn_backoff_and_crash_loop),
