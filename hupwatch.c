@@ -70,7 +70,11 @@
 #include <unistd.h>
 
 #ifndef VERSION
-#define VERSION "1.0.0"
+#define VERSION "1.1.0"
+#endif
+/* The handover record --upgrade writes and reads; --version says it, and --upgrade requires that. */
+#ifndef HANDOVER_VERSION
+#define HANDOVER_VERSION 1
 #endif
 
 /* Exit statuses of hupwatch itself (coreutils wrapper convention: env, nice, timeout). */
@@ -1580,7 +1584,7 @@ static int set_option(struct config *c, int opt, const char *arg)
 		fputs(usage_text, stdout);
 		return -1;
 	case 'V':
-		puts("hupwatch " VERSION);
+		printf("hupwatch %s (handover %d)\n", VERSION, HANDOVER_VERSION);
 		return -1;
 	case OPT_SOCKET_MODE:
 		return socket_mode_arg(c, arg);
@@ -3909,9 +3913,6 @@ static void forward(int sig)
  * it names lose close-on-exec for that exec only. A binary that cannot read the record (another
  * version) gives it back to the old binary, kept open since start-up, which goes on.
  */
-#ifndef HANDOVER_VERSION
-#define HANDOVER_VERSION 1
-#endif
 
 /*
  * A --reload or --upgrade client sends its SIGHUP by sigqueue(3) with a value: the kind in the
@@ -3978,7 +3979,9 @@ static void write_generation(FILE *f, const struct generation *g)
 	put_text(f, g->own.notify_path);
 	put_text(f, g->own.probe_address);
 	put_text(f, g->own.probe_path);
-	fprintf(f, " %d\n", g->leftovers);
+	fputc('\n', f);
+	if (g->leftovers) /* a line of its own: a binary that knows none skips it, and only it */
+		fputs("l\n", f);
 }
 
 static void write_handover(FILE *f)
@@ -4005,9 +4008,12 @@ static void write_handover(FILE *f)
 	put_text(f, hw.self.exe);
 	fputc('\n', f);
 	fprintf(f, "W %" PRId64 " %" PRId64 "\n", hw.upstream.watchdog, hw.upstream.watchdog_next);
-	for (size_t i = 0; i < COUNT(hw.taken); i++) /* an upgrade client may send again to the new binary */
-		if (hw.taken[i].pid > 0)
-			fprintf(f, "H %d %d\n", (int)hw.taken[i].pid, hw.taken[i].value);
+	for (size_t k = 0; k < COUNT(hw.taken); k++) { /* oldest first: an upgrade client may send again */
+		const struct request_id *r = &hw.taken[(hw.ntaken + k) % COUNT(hw.taken)];
+
+		if (r->pid > 0)
+			fprintf(f, "H %d %d\n", (int)r->pid, r->value);
+	}
 	for (size_t i = 0; i < hw.sock.n; i++) {
 		fprintf(f, "L %d", hw.sock.list[i].fd);
 		put_text(f, hw.sock.list[i].name);
@@ -4084,8 +4090,9 @@ static int check_new_binary(char *version, size_t size)
 	close(pipefd[0]);
 	version[n > 0 ? n : 0] = '\0';
 	version[strcspn(version, "\n")] = '\0';
-	return pid > 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && strncmp(version, "hupwatch ", 9) == 0
-		? 0 : -1;
+	if (!(pid > 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && strncmp(version, "hupwatch ", 9) == 0))
+		return -1;
+	return strstr(version, " (handover ") ? 0 : -2;
 }
 
 /* The record in a memfd, named in the environment for the new image; -1 if it cannot be made. */
@@ -4118,7 +4125,8 @@ static int prepare_handover(void)
 /* --upgrade asked for: check the new binary, hand over, exec it. Returns only if that failed. */
 static void request_upgrade(void)
 {
-	char version[128];
+	char version[128], *mark;
+	int rc;
 
 	hw.upgrade.requests++;
 	hw.upgrade.state = RELOAD_IN_PROGRESS;
@@ -4129,10 +4137,16 @@ static void request_upgrade(void)
 		upgrade_failed("hupwatch is shutting down");
 		return;
 	}
-	if (!hw.self.exe || check_new_binary(version, sizeof(version))) {
+	if (!hw.self.exe || (rc = check_new_binary(version, sizeof(version))) == -1) {
 		upgrade_failed("'%s' does not run as hupwatch ('--version' failed)", hw.self.exe ? hw.self.exe : "?");
 		return;
 	}
+	if (rc == -2) { /* 1.0.0: it would start afresh, find its addresses in use, and exit */
+		upgrade_failed("%s at '%s' predates --upgrade: it cannot take over what runs", version, hw.self.exe);
+		return;
+	}
+	if ((mark = strstr(version, " (handover ")))
+		*mark = '\0'; /* "hupwatch X.Y.Z" */
 	write_status(); /* upgrade_state=in-progress, for the new image to carry on */
 	if (prepare_handover()) {
 		upgrade_failed("cannot write the handover record: %s", strerror(errno));
@@ -4932,14 +4946,22 @@ static void resume_files(char **t, size_t n)
 	hw.self.exe = get_text(t[6]);
 }
 
-/* The sockets and readiness of the generation read last (the "g" line follows its "G" line). */
-static void resume_owned(char **t, size_t n)
+/* The generation read last: the "g" and "l" lines follow its "G" line. */
+static struct generation *last_gen(void)
 {
 	struct generation *g = hw.gens;
 
 	while (g && g->next)
 		g = g->next;
-	if (!g || (n != 11 && n != 12)) /* 11: from a binary that kept no leftovers flag */
+	return g;
+}
+
+/* Its sockets and readiness. */
+static void resume_owned(char **t, size_t n)
+{
+	struct generation *g = last_gen();
+
+	if (!g || n != 11)
 		return;
 	g->own.notify_fd = (int)record_number(t[1]);
 	g->own.probe_fd = (int)record_number(t[2]);
@@ -4951,7 +4973,6 @@ static void resume_owned(char **t, size_t n)
 	g->own.notify_path = get_text(t[8]);
 	g->own.probe_address = get_text(t[9]);
 	g->own.probe_path = get_text(t[10]);
-	g->leftovers = n == 12 && record_number(t[11]);
 	g->own.probe_len = sizeof(g->own.probe_sa);
 	if (g->own.probe_fd < 0 ||
 	    getsockname(g->own.probe_fd, (struct sockaddr *)&g->own.probe_sa, &g->own.probe_len))
@@ -5036,6 +5057,8 @@ static void resume_line(char *line)
 		resume_generation(t, n);
 	else if (strcmp(t[0], "g") == 0)
 		resume_owned(t, n);
+	else if (strcmp(t[0], "l") == 0 && hw.gens)
+		last_gen()->leftovers = true;
 	else if (strcmp(t[0], "H") == 0 && n == 3)
 		hw.taken[hw.ntaken++ % COUNT(hw.taken)] = (struct request_id){ (pid_t)record_number(t[1]),
 									 (int)record_number(t[2]) };

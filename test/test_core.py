@@ -762,7 +762,7 @@ class CoreTest(unittest.TestCase):
                 self.assertEqual(hw.wait_exit(), 0)
                 hw.wait_output()
                 self.assertEqual(len(hw.out_lines), 1, hw.stdout())
-                self.assertRegex(hw.out_lines[0], r"^hupwatch \d+\.\d+\.\d+$")
+                self.assertRegex(hw.out_lines[0], r"^hupwatch \d+\.\d+\.\d+ \(handover \d+\)$")
                 self.assertEqual(hw.lines, [])
 
     def test_verbose_shows_debug_lines_default_does_not(self):

@@ -148,7 +148,7 @@ class DebTest(unittest.TestCase):
         self.assertTrue(os.stat(binary).st_mode & stat.S_IXUSR)
         r = subprocess.run([binary, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=10)
-        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "hupwatch %s\n" % version, ""))
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "hupwatch %s (handover 1)\n" % version, ""))
         r = subprocess.run(["file", "-b", binary], stdout=subprocess.PIPE, text=True) \
             if shutil.which("file") else None
         if r is not None:

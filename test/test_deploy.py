@@ -375,7 +375,7 @@ class DeployTest(unittest.TestCase):
         for name in self.hosts:
             self.assertRegex(out, r"TASK \[Install or upgrade it\][^\n]*\n(?:[^\n]*\n)*?changed: \[%s\]"
                              % name)
-        self.assertIn("isolated: hupwatch %s; %s-1 install ok installed" % (version, version),
+        self.assertIn("isolated: hupwatch %s (handover 1); %s-1 install ok installed" % (version, version),
                       out.splitlines()[-1])
         self.assertFalse(os.path.lexists("/usr/bin/hupwatch"), "the package escaped the overlay")
         for name, h in self.hosts.items():

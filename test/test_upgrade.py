@@ -132,6 +132,32 @@ class UpgradeTest(unittest.TestCase):
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_hupwatch_older_than_upgrade_is_refused_before_exec(self):
+        # 1.0.0's --version says "hupwatch 1.0.0", no handover record: exec'd, it would start afresh,
+        # find its address in use held by the generations it knows nothing of, and exit 125, the
+        # process gone. The upgrade must be refused first, the old binary going on.
+        hw, port = self.start()
+        pid1 = read_status(self.status)["generation_pid"]
+        ran = os.path.join(self.tmp, "ran")
+        with open(self.bin + ".new", "w") as f:
+            f.write('#!/bin/sh\n[ "$1" = --version ] && { echo "hupwatch 1.0.0"; exit 0; }\n'
+                    'echo "$*" > %s\nexit 125\n' % ran)
+        os.chmod(self.bin + ".new", 0o755)
+        os.replace(self.bin + ".new", self.bin)
+        r = subprocess.run([self.a, "--upgrade", "-S", self.status], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr + hw.stderr()[-2000:])
+        self.assertEqual(r.stderr, "hupwatch: upgrade 1 failed: hupwatch 1.0.0 at '%s' predates --upgrade: it "
+                         "cannot take over what runs; pid %d still runs hupwatch 9.0.0-a\n" % (self.bin, hw.pid))
+        self.assertFalse(os.path.exists(ran), "the old binary was executed in hupwatch's place")
+        self.assertTrue(hw.running())
+        self.assertEqual(http_get("127.0.0.1", port)[0], 200)
+        self.assertEqual(read_status(self.status)["generation_pid"], pid1)
+        self.install(self.b)
+        r = self.upgrade()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("runs hupwatch 9.0.0-b", r.stdout)
+
     def test_binary_that_refuses_the_record_gives_it_back(self):
         hw, port = self.start()
         self.install(self.other)

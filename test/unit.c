@@ -1996,10 +1996,10 @@ static void test_options_help_version(void **state)
 	assert_int_equal(parse_args(&c, "-h", "cmd", NULL), -1);
 	assert_string_equal(cap_out, usage_text);
 	assert_int_equal(parse_args(&c, "-V", NULL), -1);
-	assert_string_equal(cap_out, "hupwatch " VERSION "\n");
+	assert_string_equal(cap_out, "hupwatch " VERSION " (handover 1)\n");
 	assert_string_equal(cap_err, "");
 	assert_int_equal(parse_args(&c, "--version", "cmd", NULL), -1);
-	assert_string_equal(cap_out, "hupwatch " VERSION "\n");
+	assert_string_equal(cap_out, "hupwatch " VERSION " (handover 1)\n");
 	/* Options before it are parsed (and freed) first. */
 	assert_int_equal(parse_args(&c, "-l", "80", "--version", NULL), -1);
 	assert_null(c.listen);
