@@ -1026,6 +1026,7 @@ class GuardTest(Base):
             hw.wait_log(r"\bgen 1 pid %d exited .* after draining" % p1, since=m, timeout=10)
             hw.wait_log(r"\bgen 1: stopping what is left in its process group", since=m)
             hw.wait_log(r"\bgen 1 pid %d still running after stop timeout" % p1, since=m, timeout=5)
+            hw.wait_log(GROUP_GONE % (1, p1), since=m, timeout=5)   # SIGKILL sent is not yet SIGKILL done
             self.assert_group_gone(p1, "the stop timeout of gen 1")
             self.assertTrue(hw.running())
 
