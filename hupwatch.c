@@ -102,6 +102,8 @@ typedef int64_t nsec_t;
 #define DOWN_DRAIN_GRACE (2 * NSEC_PER_SEC)
 /* After SIGKILL a process goes at once, unless it is stuck in the kernel: wait no longer. */
 #define KILL_GRACE (2 * NSEC_PER_SEC)
+/* --upgrade: the new binary's --version must answer within this; the loop goes on meanwhile. */
+#define UPGRADE_CHECK_LIMIT (2 * NSEC_PER_SEC)
 /*
  * The stop timeout without -T. Longer than the graceful timeouts of the servers run behind
  * hupwatch (gunicorn's --graceful-timeout and puma's worker_shutdown_timeout 30 s, uWSGI's
@@ -346,6 +348,13 @@ static struct {
 		char reason[256];
 		int fd;                /* the handover record, while an exec is tried */
 		unsigned final_number; /* exit.final_gen by number, while resuming */
+		pid_t check_pid;       /* the new binary's --version, while it runs */
+		int check_fd;          /* what it prints */
+		nsec_t check_until;    /* then it is killed */
+		bool check_killed;
+		bool checked;          /* it has exited: hand over at the next turn of the loop */
+		int check_status;
+		char version[128];     /* the first line it printed */
 	} upgrade;
 	struct request_id {
 		pid_t pid; /* the client that sent it */
@@ -3646,6 +3655,8 @@ static _Noreturn void exit_now(int status)
 {
 	if (hw.state != HW_STOPPING)
 		begin_shutdown(BY_SIGNAL, status);
+	if (hw.upgrade.check_pid > 0) /* a new binary's --version: no orphan of ours */
+		kill(hw.upgrade.check_pid, SIGKILL);
 	tidy_files(status);
 	logmsg(L_INFO, "exiting with status %d", status);
 	exit(status);
@@ -4059,14 +4070,14 @@ static void upgrade_failed(const char *fmt, ...)
 }
 
 /*
- * Does the file at our path run at all? `FILE --version` must print "hupwatch ..." within 2 s.
- * A missing, corrupt or foreign file is found here, while this process still has its own image.
+ * Does the file at our path run at all? `FILE --version` runs while the loop goes on, and must
+ * print "hupwatch X (handover N)" within UPGRADE_CHECK_LIMIT. A missing, corrupt or foreign file
+ * is found so, while this process still has its own image. Its exit comes as SIGCHLD.
  */
-static int check_new_binary(char *version, size_t size)
+static int start_binary_check(nsec_t t)
 {
-	int pipefd[2], wstatus = 0;
-	pid_t pid, reaped = 0;
-	ssize_t n = 0;
+	int pipefd[2];
+	pid_t pid;
 
 	if (pipe2(pipefd, O_CLOEXEC))
 		return -1;
@@ -4078,19 +4089,22 @@ static int check_new_binary(char *version, size_t size)
 		_exit(EXIT_CANNOT_EXEC);
 	}
 	close(pipefd[1]);
-	for (int i = 0; pid > 0 && i < 200 && (reaped = waitpid(pid, &wstatus, WNOHANG)) == 0; i++)
-		nanosleep(&(struct timespec){ 0, 10L * 1000 * 1000 }, NULL);
-	if (pid > 0 && reaped != pid) { /* still running after 2 s: not a --version that works */
-		kill(pid, SIGKILL);
-		(void)waitpid(pid, &wstatus, 0);
-		wstatus = W_EXITCODE(EXIT_CANNOT_EXEC, 0);
+	if (pid < 0) {
+		close(pipefd[0]);
+		return -1;
 	}
-	if (pid > 0)
-		n = read(pipefd[0], version, size - 1);
-	close(pipefd[0]);
-	version[n > 0 ? n : 0] = '\0';
-	version[strcspn(version, "\n")] = '\0';
-	if (!(pid > 0 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && strncmp(version, "hupwatch ", 9) == 0))
+	(void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	hw.upgrade.check_pid = pid;
+	hw.upgrade.check_fd = pipefd[0];
+	hw.upgrade.check_until = t + UPGRADE_CHECK_LIMIT;
+	hw.upgrade.check_killed = false;
+	return 0;
+}
+
+/* Pure: what a new binary's --version says of it: 0 it can take over, -1 it is no hupwatch, -2 it predates --upgrade. */
+static int judge_new_binary(int wstatus, const char *version)
+{
+	if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0 || strncmp(version, "hupwatch ", 9) != 0)
 		return -1;
 	return strstr(version, " (handover ") ? 0 : -2;
 }
@@ -4122,26 +4136,59 @@ static int prepare_handover(void)
 	return 0;
 }
 
-/* --upgrade asked for: check the new binary, hand over, exec it. Returns only if that failed. */
+/* --upgrade asked for: counted at once, then the new binary is checked (the loop going on meanwhile). */
 static void request_upgrade(void)
 {
-	char version[128], *mark;
-	int rc;
-
 	hw.upgrade.requests++;
 	hw.upgrade.state = RELOAD_IN_PROGRESS;
 	hw.upgrade.reason[0] = '\0';
-	logmsg(L_INFO, "upgrade requested: re-executing %s", hw.self.exe ? hw.self.exe : "?");
 	write_status(); /* counted: a client waiting for it does not send it again */
+	if (hw.upgrade.check_pid > 0) {
+		logmsg(L_INFO, "upgrade requested while the new binary is being checked; that upgrade answers both");
+		return;
+	}
+	logmsg(L_INFO, "upgrade requested: re-executing %s", hw.self.exe ? hw.self.exe : "?");
+	if (hw.state == HW_STOPPING)
+		upgrade_failed("hupwatch is shutting down");
+	else if (!hw.self.exe || start_binary_check(now()))
+		upgrade_failed("cannot run '%s --version': %s", hw.self.exe ? hw.self.exe : "?",
+			       hw.self.exe ? strerror(errno) : "its path is unknown");
+}
+
+/* The check's process has exited: what it printed is in the pipe. run_due_upgrade() goes on. */
+static void binary_check_exited(int wstatus)
+{
+	ssize_t n = read(hw.upgrade.check_fd, hw.upgrade.version, sizeof(hw.upgrade.version) - 1);
+
+	close(hw.upgrade.check_fd);
+	hw.upgrade.check_fd = -1;
+	hw.upgrade.check_pid = 0;
+	hw.upgrade.version[n > 0 ? n : 0] = '\0';
+	hw.upgrade.version[strcspn(hw.upgrade.version, "\n")] = '\0';
+	hw.upgrade.check_status = wstatus;
+	hw.upgrade.checked = true;
+}
+
+/* The new binary was checked: hand over and exec it. Returns only if that failed. */
+static void hand_over(void)
+{
+	char *version = hw.upgrade.version, *mark;
+	int verdict = judge_new_binary(hw.upgrade.check_status, version);
+
 	if (hw.state == HW_STOPPING) {
 		upgrade_failed("hupwatch is shutting down");
 		return;
 	}
-	if (!hw.self.exe || (rc = check_new_binary(version, sizeof(version))) == -1) {
-		upgrade_failed("'%s' does not run as hupwatch ('--version' failed)", hw.self.exe ? hw.self.exe : "?");
+	if (verdict == -1 && hw.upgrade.check_killed) {
+		upgrade_failed("'%s' does not run as hupwatch ('--version' did not answer within %.0fs)", hw.self.exe,
+			       seconds(UPGRADE_CHECK_LIMIT));
 		return;
 	}
-	if (rc == -2) { /* 1.0.0: it would start afresh, find its addresses in use, and exit */
+	if (verdict == -1) {
+		upgrade_failed("'%s' does not run as hupwatch ('--version' failed)", hw.self.exe);
+		return;
+	}
+	if (verdict == -2) { /* 1.0.0: it would start afresh, find its addresses in use, and exit */
 		upgrade_failed("%s at '%s' predates --upgrade: it cannot take over what runs", version, hw.self.exe);
 		return;
 	}
@@ -4161,6 +4208,19 @@ static void request_upgrade(void)
 	unsetenv("HUPWATCH_STATE_FD");
 	unsetenv("HUPWATCH_OLD_EXE_FD");
 	upgrade_failed("cannot execute '%s': %s", hw.self.exe, strerror(errno));
+}
+
+/* A check past its limit is killed (its exit then comes as SIGCHLD); a finished one is acted on. */
+static void run_due_upgrade(nsec_t t)
+{
+	if (hw.upgrade.check_pid > 0 && !hw.upgrade.check_killed && t >= hw.upgrade.check_until) {
+		kill(hw.upgrade.check_pid, SIGKILL);
+		hw.upgrade.check_killed = true;
+	}
+	if (hw.upgrade.checked) {
+		hw.upgrade.checked = false;
+		hand_over();
+	}
 }
 
 /* ---- events ------------------------------------------------------------------------------- */
@@ -4383,6 +4443,10 @@ static void probe_exited(struct generation *g, int wstatus)
 /* Whose child pid was: a generation's main process, its ready command, or neither. */
 static bool child_exited(pid_t pid, int wstatus)
 {
+	if (pid == hw.upgrade.check_pid) {
+		binary_check_exited(wstatus);
+		return true;
+	}
 	for (struct generation *g = hw.gens; g; g = g->next) {
 		if (g->pid == pid && !g->main_exited) {
 			main_exited(g, wstatus);
@@ -4580,6 +4644,8 @@ static nsec_t next_deadline(void)
 
 	if (hw.respawn.at < next && hw.state != HW_STOPPING)
 		next = hw.respawn.at;
+	if (hw.upgrade.check_pid > 0 && !hw.upgrade.check_killed && hw.upgrade.check_until < next)
+		next = hw.upgrade.check_until;
 	if (s && hw.state != HW_STOPPING) {
 		judge(s, &hw.cfg, now(), &n, &how);
 		if (n < next)
@@ -5243,6 +5309,7 @@ static void run_due(void)
 	check_starting(t);
 	run_due_respawn(t);
 	run_pending_reload();
+	run_due_upgrade(t);
 	check_stopping(t);
 	check_adopted();
 	flush_ratelimits(t);

@@ -132,6 +132,38 @@ class UpgradeTest(unittest.TestCase):
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_loop_goes_on_while_the_new_binary_is_checked(self):
+        # The new binary's --version may take up to 2 s (a cold disk, a slow NFS): hupwatch must
+        # go on meanwhile. Here --version waits (up to 1.8 s) until the test has seen hupwatch take
+        # a reload sent during the check; the reload must be logged before the handover.
+        hw, port = self.start()
+        checking, go = os.path.join(self.tmp, "checking"), os.path.join(self.tmp, "go")
+        with open(self.bin + ".new", "w") as f:
+            f.write('#!/bin/sh\nif [ "$1" = --version ]; then\n  : > %s\n  i=0\n'
+                    '  while [ ! -e %s ] && [ $i -lt 180 ]; do sleep 0.01; i=$((i+1)); done\nfi\n'
+                    'exec %s "$@"\n' % (checking, go, self.b))
+        os.chmod(self.bin + ".new", 0o755)
+        os.replace(self.bin + ".new", self.bin)
+        client = subprocess.Popen([self.a, "--upgrade", "-S", self.status], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: client.poll() is None and client.kill())
+        wait_for(lambda: os.path.exists(checking), 10, "the new binary's --version to run")
+        m = hw.mark()
+        hw.signal("HUP")
+        hw.wait_log(r"info: reload requested \(SIGHUP\)$", since=m, timeout=10)
+        with open(go, "w"):
+            pass
+        out, err = client.communicate(timeout=60)
+        self.assertEqual(client.returncode, 0, err + hw.stderr()[-2000:])
+        self.assertIn("runs hupwatch 9.0.0-b", out)
+        lines = hw.stderr().splitlines()
+        took = [i for i, l in enumerate(lines) if "reload requested (SIGHUP)" in l]
+        handed = [i for i, l in enumerate(lines) if "handing over to hupwatch 9.0.0-b" in l]
+        self.assertTrue(took and handed and took[0] < handed[0],
+                        "the reload waited for the check:\n" + "\n".join(lines[-20:]))
+        wait_for(lambda: read_status(self.status).get("reload_state") == "succeeded", 15, "reload 1 succeeded")
+        self.assertEqual(http_get("127.0.0.1", port)[0], 200)
+
     def test_hupwatch_older_than_upgrade_is_refused_before_exec(self):
         # 1.0.0's --version says "hupwatch 1.0.0", no handover record: exec'd, it would start afresh,
         # find its address in use held by the generations it knows nothing of, and exit 125, the

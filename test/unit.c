@@ -1168,6 +1168,19 @@ static void test_request_taken_once(void **state)
 	assert_false(taken_before(100, r3));
 }
 
+/* What a new binary's --version says of it, for --upgrade. */
+static void test_judge_new_binary(void **state)
+{
+	(void)state;
+	assert_int_equal(judge_new_binary(W_EXITCODE(0, 0), "hupwatch 1.1.0 (handover 1)"), 0);
+	assert_int_equal(judge_new_binary(W_EXITCODE(0, 0), "hupwatch 9.0 (handover 99)"), 0); /* it may hand back */
+	assert_int_equal(judge_new_binary(W_EXITCODE(0, 0), "hupwatch 1.0.0"), -2);         /* predates --upgrade */
+	assert_int_equal(judge_new_binary(W_EXITCODE(1, 0), "hupwatch 1.1.0 (handover 1)"), -1);
+	assert_int_equal(judge_new_binary(SIGKILL, "hupwatch 1.1.0 (handover 1)"), -1);     /* killed at the limit */
+	assert_int_equal(judge_new_binary(W_EXITCODE(0, 0), "tini version 0.19.0"), -1);
+	assert_int_equal(judge_new_binary(W_EXITCODE(0, 0), ""), -1);
+}
+
 /* reload_outcome() is pure: the client's verdict from what it read before signalling and now. */
 static void test_reload_outcome(void **state)
 {
@@ -3927,6 +3940,7 @@ int main(void)
 		TEST(test_status_round_trip),
 		TEST(test_status_not_configured),
 		TEST(test_request_taken_once),
+		TEST(test_judge_new_binary),
 		TEST(test_reload_outcome),
 		TEST(test_handover_round_trip),
 		TEST(test_respawn_backoff_and_crash_loop),
