@@ -3222,6 +3222,7 @@ static void remove_generation(struct generation *dead)
 		}
 	if (hw.exit.final_gen == dead)
 		hw.exit.final_gen = NULL;
+	hw.status_dirty = true; /* generations= no longer names it */
 	if (dead->exec_fd >= 0)
 		close(dead->exec_fd);
 	if (dead->pidfd >= 0)

@@ -29,7 +29,7 @@ import time
 __all__ = [
     "ROOT", "HUPWATCH", "CHILD", "wait_for", "Hupwatch", "Reports", "pid_alive",
     "zombies_under", "children_of", "http_get", "Load", "send_notify", "free_port",
-    "proc_state", "proc_pgid", "base_env", "signum", "GOLDEN_DIR", "assert_golden",
+    "proc_state", "proc_pgid", "base_env", "signum", "GOLDEN_DIR", "assert_golden", "catches",
 ]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,6 +112,18 @@ def proc_state(pid):
     """One-letter process state (R, S, T, Z...) or None if there is no such process."""
     st = _stat(pid)
     return st[0] if st else None
+
+
+def catches(pid, sig):
+    """True once PID has a handler for signal sig (its SigCgt in /proc/PID/status)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (int(sig) - 1)))
+    except OSError:
+        pass
+    return False
 
 
 def proc_pgid(pid):

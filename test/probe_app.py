@@ -30,9 +30,29 @@ import time
 gen = os.environ.get("HUPWATCH_GENERATION", "?")
 spec = json.loads(sys.argv[1]).get(gen, {}) if len(sys.argv) > 1 else {}
 stop = threading.Event()
+busy = threading.Condition()   # guards `inflight`: the answers in progress
+inflight = 0
 
 
 def answer(conn):
+    global inflight
+    try:
+        answer1(conn)
+    except OSError:     # a client that hung up: its answer only
+        pass
+    finally:
+        with busy:
+            inflight -= 1
+            busy.notify_all()
+
+
+def drain():
+    """Wait (at most 5 s) until no answer is in progress."""
+    with busy:
+        busy.wait_for(lambda: inflight == 0, timeout=5)
+
+
+def answer1(conn):
     with conn:
         conn.settimeout(5)
         data = b""
@@ -49,6 +69,7 @@ def answer(conn):
 
 
 def serve(fd):
+    global inflight
     s = socket.socket(fileno=fd)
     s.settimeout(0.05)
     while not stop.is_set():
@@ -58,6 +79,8 @@ def serve(fd):
             continue
         except OSError:
             return
+        with busy:
+            inflight += 1
         threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
 
@@ -81,12 +104,12 @@ def main():
             stop.set()
             for t in threads:
                 t.join()
-            time.sleep(0.1)  # answers in progress
+            drain()
             os._exit(3)
         stop.wait(0.05)
     for t in threads:
         t.join()
-    time.sleep(0.1)  # answers in progress
+    drain()
     sys.exit(0)
 
 

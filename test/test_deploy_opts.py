@@ -274,6 +274,7 @@ class DeployOptsTest(unittest.TestCase):
             hw.signal("HUP")
             pid2 = self.ready_gen(hw, 2, since=m)
             self.assertEqual(proc_ids(pid2)["Uid"], [pw.pw_uid] * 4)
+            hw.wait_log(r"gen 1 pid %d (exited|killed)" % pid1, since=m)  # until then gen 1 may answer
             self.assertEqual(stream_ask("127.0.0.1", port), "gen=2 uid=%d\n" % pw.pw_uid)
 
     def test_user_with_group_replaces_login_group(self):

@@ -642,16 +642,16 @@ class FaultNeverHangTest(Base):
             try:
                 hw.signal("USR1")
                 try:
-                    hw.wait_log(r"\bforwarding SIGUSR1 to gen 1 pid %d$" % p1, timeout=1, since=m)
-                except AssertionError:
-                    self.fail("SIGUSR1 not forwarded within 1 s while gen 2 hangs before exec:\n"
+                    hw.wait_log(r"\bforwarding SIGUSR1 to gen 1 pid %d$" % p1, timeout=5, since=m)
+                except AssertionError:  # the hang lasts as long as the test: 5 s tells it from slowness
+                    self.fail("SIGUSR1 not forwarded within 5 s while gen 2 hangs before exec:\n"
                               + hw.stderr())
                 self.rep.wait_event(p1, "signal USR1", timeout=2)
                 hw.signal("TERM")
                 try:
-                    rc = hw.wait_exit(1)
+                    rc = hw.wait_exit(5)
                 except AssertionError:
-                    self.fail("SIGTERM not acted on within 1 s while gen 2 hangs before exec:\n"
+                    self.fail("SIGTERM not acted on within 5 s while gen 2 hangs before exec:\n"
                               + hw.stderr())
                 self.assertEqual(rc, 0, hw.stderr())
             finally:

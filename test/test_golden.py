@@ -90,7 +90,10 @@ class GoldenTest(unittest.TestCase):
             started(2)
             snapshot("reload 1 in progress", reload=1, reload_state="in-progress")
             ready(2)
-            snapshot("reload 1 succeeded", reload=1, reload_state="succeeded")
+            gen2 = next(p for p, name in pids.items() if name == "<gen 2 pid>")
+            # once gen 1 is gone (it exits on TERM), so that the snapshot is one
+            snapshot("reload 1 succeeded, generation 1 gone", reload=1, reload_state="succeeded",
+                     generations="2:%d:%d:current" % (gen2, proc_starttime(gen2)))
             hw.signal("HUP")
             snapshot("reload 2 failed: generation 3 exited before ready", reload=2,
                      reload_state="failed")

@@ -90,16 +90,17 @@ class UpgradeInCrashLoopTest(unittest.TestCase):
         binary = os.path.join(tmp, "hupwatch")
         shutil.copy(HUPWATCH, binary)
         status = os.path.join(tmp, "status")
-        # each generation is ready after 0.1 s and exits 3 after 1.5 s: a crash loop at the 3rd death
+        # each generation is ready after 0.1 s and exits 3 after 5 s (the upgrade must fit into
+        # gen 2's life, under a sanitizer too): a crash loop at the 3rd death
         with Hupwatch(["--respawn", "--respawn-limit", "3/60", "-w", "0.1", "-S", status],
-                      [CHILD, "--delay", "1500", "--exit", "3"], binary=binary) as hw:
-            hw.wait_log(r"\berror: gen 1 pid \d+ exited with status 3$", timeout=20)
-            hw.wait_log(r"\bgen 2 pid \d+ ready after", timeout=20)
+                      [CHILD, "--delay", "5000", "--exit", "3"], binary=binary) as hw:
+            hw.wait_log(r"\berror: gen 1 pid \d+ exited with status 3$", timeout=40)
+            hw.wait_log(r"\bgen 2 pid \d+ ready after", timeout=40)
             r = subprocess.run([binary, "--upgrade", "-S", status], capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 0, r.stderr + hw.stderr())
             up = hw.wait_log(r"\bupgraded: hupwatch \S+ runs on, gen (\d+) current").group(1)
             self.assertEqual(up, "2", "gen 2 died before the upgrade: no test\n" + hw.stderr())
-            self.assertEqual(hw.wait_exit(20), 3, hw.stderr())
+            self.assertEqual(hw.wait_exit(40), 3, hw.stderr())
             hw.wait_log(r"\berror: crash loop: 3 failures within 60\.00s")
             self.assertEqual(hw.log_matches(r"\bgen 4 pid \d+ started"), [],
                              "4 failures for a limit of 3: the upgrade reset the count\n" + hw.stderr())

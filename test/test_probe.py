@@ -115,6 +115,7 @@ class ProbeTest(unittest.TestCase):
         self.assertEqual(load.failed, 0, load.errors[:5])
         got = hw.wait_log(r"\bgen 2 pid \d+ ready after (\d+\.\d+)s \(HTTP\)", since=m)
         self.assertGreaterEqual(float(got.group(1)), 3.0, hw.stderr())
+        hw.wait_log(r"gen 1 pid %d stopping" % pid1, since=m, timeout=5)  # our reader of stderr may lag
         i_ready = next(i for i, l in enumerate(hw.lines) if re.search(r"gen 2 pid \d+ ready after", l))
         i_stop = next(i for i, l in enumerate(hw.lines) if re.search(r"gen 1 pid %d stopping" % pid1, l))
         self.assertGreater(i_stop, i_ready)
@@ -143,6 +144,7 @@ class ProbeTest(unittest.TestCase):
         rc, out = self.reload()
         self.assertEqual(rc, 0, out)
         self.assertGreaterEqual(time.monotonic() - t0, 1.0)
+        hw.wait_log(r"gen 1 pid %d stopping" % pid1, timeout=5)  # our reader of stderr may lag
         i_settled = next(i for i, l in enumerate(hw.lines)
                          if re.search(r"gen 2 pid \d+ settled: alive and answering for 1\.00s", l))
         i_stop = next(i for i, l in enumerate(hw.lines) if re.search(r"gen 1 pid %d stopping" % pid1, l))

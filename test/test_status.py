@@ -267,7 +267,7 @@ class StatusTest(unittest.TestCase):
             # it became current before the client said so
             st = read_status(self.sf)
             self.assertEqual((st["generation"], st["generation_pid"]), ("2", str(pid2)))
-            self.assertTrue(hw.log_matches(r"\bgen 2 pid %d ready after" % pid2))
+            hw.wait_log(r"\bgen 2 pid %d ready after" % pid2, timeout=5)  # logged; our reader may lag
 
     def test_reload_client_success_notify(self):
         cmd = by_gen(self.child("--notify-ready", 300), {1: self.child("--notify-ready", 0)})

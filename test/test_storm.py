@@ -333,6 +333,11 @@ class StormTest(unittest.TestCase):
 
             def settle(gen, pid):
                 only_child(hw, gen, pid, 10)
+                # The old one is reaped; its notify socket is closed later in that same turn of
+                # the loop. A signal hupwatch logs is taken only once that turn is over.
+                m = hw.mark()
+                hw.signal("WINCH")
+                hw.wait_log(r"info: forwarding SIGWINCH to gen %d pid %d$" % (gen, pid), 10, m)
 
             base = None
             for i in range(1, 201):
