@@ -348,7 +348,9 @@ static struct {
 		char reason[256];
 		int fd;                /* the handover record, while an exec is tried */
 		unsigned final_number; /* exit.final_gen by number, while resuming */
-		pid_t check_pid;       /* the new binary's --version, while it runs */
+		pid_t check_pid;       /* the new binary's --version, while it runs; also its process group */
+		dev_t check_dev;       /* the file checked, which must be the file executed */
+		ino_t check_ino;
 		int check_fd;          /* what it prints */
 		nsec_t check_until;    /* then it is killed */
 		bool check_killed;
@@ -3656,8 +3658,8 @@ static _Noreturn void exit_now(int status)
 {
 	if (hw.state != HW_STOPPING)
 		begin_shutdown(BY_SIGNAL, status);
-	if (hw.upgrade.check_pid > 0) /* a new binary's --version: no orphan of ours */
-		kill(hw.upgrade.check_pid, SIGKILL);
+	if (hw.upgrade.check_pid > 0) /* a new binary's --version and what it started: no orphan of ours */
+		kill(-hw.upgrade.check_pid, SIGKILL);
 	tidy_files(status);
 	logmsg(L_INFO, "exiting with status %d", status);
 	exit(status);
@@ -4078,12 +4080,16 @@ static void upgrade_failed(const char *fmt, ...)
 static int start_binary_check(nsec_t t)
 {
 	int pipefd[2];
+	struct stat st;
 	pid_t pid;
 
-	if (pipe2(pipefd, O_CLOEXEC))
+	if (stat(hw.self.exe, &st) || pipe2(pipefd, O_CLOEXEC))
 		return -1;
+	hw.upgrade.check_dev = st.st_dev;
+	hw.upgrade.check_ino = st.st_ino;
 	pid = fork();
 	if (pid == 0) {
+		setpgid(0, 0); /* a group of its own: what it starts is killed with it */
 		reset_signals();
 		dup2(pipefd[1], STDOUT_FILENO);
 		execl(hw.self.exe, hw.self.exe, "--version", (char *)NULL);
@@ -4094,6 +4100,7 @@ static int start_binary_check(nsec_t t)
 		close(pipefd[0]);
 		return -1;
 	}
+	(void)setpgid(pid, pid);
 	(void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
 	hw.upgrade.check_pid = pid;
 	hw.upgrade.check_fd = pipefd[0];
@@ -4144,7 +4151,7 @@ static void request_upgrade(void)
 	hw.upgrade.state = RELOAD_IN_PROGRESS;
 	hw.upgrade.reason[0] = '\0';
 	write_status(); /* counted: a client waiting for it does not send it again */
-	if (hw.upgrade.check_pid > 0) {
+	if (hw.upgrade.check_pid > 0 || hw.upgrade.checked) {
 		logmsg(L_INFO, "upgrade requested while the new binary is being checked; that upgrade answers both");
 		return;
 	}
@@ -4152,7 +4159,7 @@ static void request_upgrade(void)
 	if (hw.state == HW_STOPPING)
 		upgrade_failed("hupwatch is shutting down");
 	else if (!hw.self.exe || start_binary_check(now()))
-		upgrade_failed("cannot run '%s --version': %s", hw.self.exe ? hw.self.exe : "?",
+		upgrade_failed("'%s' does not run as hupwatch (%s)", hw.self.exe ? hw.self.exe : "?",
 			       hw.self.exe ? strerror(errno) : "its path is unknown");
 }
 
@@ -4163,6 +4170,7 @@ static void binary_check_exited(int wstatus)
 
 	close(hw.upgrade.check_fd);
 	hw.upgrade.check_fd = -1;
+	kill(-hw.upgrade.check_pid, SIGKILL); /* what it left running, if anything */
 	hw.upgrade.check_pid = 0;
 	hw.upgrade.version[n > 0 ? n : 0] = '\0';
 	hw.upgrade.version[strcspn(hw.upgrade.version, "\n")] = '\0';
@@ -4170,29 +4178,35 @@ static void binary_check_exited(int wstatus)
 	hw.upgrade.checked = true;
 }
 
+/* What the check found, said as the upgrade's failure when it is one; true if the file may be executed. */
+static bool new_binary_fits(const char *version)
+{
+	int verdict = judge_new_binary(hw.upgrade.check_status, version);
+	struct stat st;
+
+	if (hw.state == HW_STOPPING)
+		upgrade_failed("hupwatch is shutting down");
+	else if (verdict == -1 && hw.upgrade.check_killed)
+		upgrade_failed("'%s' does not run as hupwatch ('--version' did not answer within %.0fs)", hw.self.exe,
+			       seconds(UPGRADE_CHECK_LIMIT));
+	else if (verdict == -1)
+		upgrade_failed("'%s' does not run as hupwatch ('--version' failed)", hw.self.exe);
+	else if (verdict == -2) /* 1.0.0: it would start afresh, find its addresses in use, and exit */
+		upgrade_failed("%s at '%s' predates --upgrade: it cannot take over what runs", version, hw.self.exe);
+	else if (stat(hw.self.exe, &st) || st.st_dev != hw.upgrade.check_dev || st.st_ino != hw.upgrade.check_ino)
+		upgrade_failed("'%s' was replaced while it was checked; nothing was executed", hw.self.exe);
+	else
+		return true;
+	return false;
+}
+
 /* The new binary was checked: hand over and exec it. Returns only if that failed. */
 static void hand_over(void)
 {
 	char *version = hw.upgrade.version, *mark;
-	int verdict = judge_new_binary(hw.upgrade.check_status, version);
 
-	if (hw.state == HW_STOPPING) {
-		upgrade_failed("hupwatch is shutting down");
+	if (!new_binary_fits(version))
 		return;
-	}
-	if (verdict == -1 && hw.upgrade.check_killed) {
-		upgrade_failed("'%s' does not run as hupwatch ('--version' did not answer within %.0fs)", hw.self.exe,
-			       seconds(UPGRADE_CHECK_LIMIT));
-		return;
-	}
-	if (verdict == -1) {
-		upgrade_failed("'%s' does not run as hupwatch ('--version' failed)", hw.self.exe);
-		return;
-	}
-	if (verdict == -2) { /* 1.0.0: it would start afresh, find its addresses in use, and exit */
-		upgrade_failed("%s at '%s' predates --upgrade: it cannot take over what runs", version, hw.self.exe);
-		return;
-	}
 	if ((mark = strstr(version, " (handover ")))
 		*mark = '\0'; /* "hupwatch X.Y.Z" */
 	write_status(); /* upgrade_state=in-progress, for the new image to carry on */
@@ -4215,7 +4229,7 @@ static void hand_over(void)
 static void run_due_upgrade(nsec_t t)
 {
 	if (hw.upgrade.check_pid > 0 && !hw.upgrade.check_killed && t >= hw.upgrade.check_until) {
-		kill(hw.upgrade.check_pid, SIGKILL);
+		kill(-hw.upgrade.check_pid, SIGKILL);
 		hw.upgrade.check_killed = true;
 	}
 	if (hw.upgrade.checked) {

@@ -164,6 +164,42 @@ class UpgradeTest(unittest.TestCase):
         wait_for(lambda: read_status(self.status).get("reload_state") == "succeeded", 15, "reload 1 succeeded")
         self.assertEqual(http_get("127.0.0.1", port)[0], 200)
 
+    def fake(self, script):
+        """A shell script at the path, by rename: `script` runs for --version, the rest is b's."""
+        with open(self.bin + ".new", "w") as f:
+            f.write('#!/bin/sh\nif [ "$1" = --version ]; then\n%s\nfi\nexec %s "$@"\n' % (script, self.b))
+        os.chmod(self.bin + ".new", 0o755)
+        os.replace(self.bin + ".new", self.bin)
+
+    def test_file_replaced_while_checked_is_not_executed(self):
+        # A package install lands during the check: what is executed must be what was checked.
+        hw, port = self.start()
+        ran = os.path.join(self.tmp, "ran")
+        other = os.path.join(self.tmp, "other")
+        with open(other, "w") as f:
+            f.write('#!/bin/sh\necho "$*" > %s\nexit 125\n' % ran)
+        os.chmod(other, 0o755)
+        self.fake('  mv %s %s\n  exec %s --version' % (other, self.bin, self.b))
+        r = self.upgrade()
+        self.assertEqual(r.returncode, 1, r.stderr + hw.stderr()[-2000:])
+        self.assertIn("upgrade 1 failed: '%s' was replaced while it was checked; nothing was executed; "
+                      "pid %d still runs hupwatch 9.0.0-a" % (self.bin, hw.pid), r.stderr)
+        self.assertFalse(os.path.exists(ran), "the file that was not checked was executed")
+        self.assertTrue(hw.running())
+        self.assertEqual(http_get("127.0.0.1", port)[0], 200)
+
+    def test_what_the_check_started_does_not_outlive_it(self):
+        # --version leaves a process behind (holding its stdout, too): it is killed with the check.
+        hw, port = self.start()
+        left = os.path.join(self.tmp, "left")
+        self.fake('  sleep 300 &\n  echo $! > %s\n  exec %s --version' % (left, self.b))
+        r = self.upgrade()
+        self.assertEqual(r.returncode, 0, r.stderr + hw.stderr()[-2000:])
+        with open(left) as f:
+            pid = int(f.read())
+        wait_for(lambda: not pid_alive(pid), 5, "the check's leftover sleep %d killed" % pid)
+        self.assertEqual(http_get("127.0.0.1", port)[0], 200)
+
     def test_hupwatch_older_than_upgrade_is_refused_before_exec(self):
         # 1.0.0's --version says "hupwatch 1.0.0", no handover record: exec'd, it would start afresh,
         # find its address in use held by the generations it knows nothing of, and exit 125, the

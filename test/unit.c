@@ -1181,6 +1181,21 @@ static void test_judge_new_binary(void **state)
 	assert_int_equal(judge_new_binary(W_EXITCODE(0, 0), ""), -1);
 }
 
+/* An upgrade asked for after the check exited but before its verdict was acted on waits for that verdict. */
+static void test_upgrade_request_during_pending_verdict(void **state)
+{
+	(void)state;
+	hw.self.exe = xstrdup("/nonexistent/hupwatch");
+	hw.upgrade.checked = true; /* the check has exited; run_due_upgrade() has not run yet */
+	request_upgrade();
+	assert_int_equal(hw.upgrade.requests, 1);
+	assert_int_equal(hw.upgrade.check_pid, 0);         /* no second check */
+	assert_int_equal(hw.upgrade.state, RELOAD_IN_PROGRESS); /* the pending verdict will answer it */
+	hw.upgrade.checked = false;
+	request_upgrade();                                  /* no check pending: this one starts one */
+	assert_int_equal(hw.upgrade.state, RELOAD_FAILED);  /* cannot stat the file: failed at once */
+}
+
 /* reload_outcome() is pure: the client's verdict from what it read before signalling and now. */
 static void test_reload_outcome(void **state)
 {
@@ -3941,6 +3956,7 @@ int main(void)
 		TEST(test_status_not_configured),
 		TEST(test_request_taken_once),
 		TEST(test_judge_new_binary),
+		TEST(test_upgrade_request_during_pending_verdict),
 		TEST(test_reload_outcome),
 		TEST(test_handover_round_trip),
 		TEST(test_respawn_backoff_and_crash_loop),
