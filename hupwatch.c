@@ -153,6 +153,8 @@ struct config {
 	nsec_t ready_timeout; /* NEVER: no limit (-t 0) */
 	bool ready_timeout_set;
 	int stop_signal;
+	int drain_signal;    /* --drain-signal; 0: none */
+	nsec_t drain_time;   /* --drain-time: from the drain signal to the stop signal */
 	nsec_t stop_timeout; /* NEVER: no limit (-T 0) */
 	bool kill_at_exit;
 	bool respawn;
@@ -221,6 +223,7 @@ struct generation {
 	nsec_t spawned_at;
 	nsec_t stop_at;   /* when it was asked to stop */
 	nsec_t kill_at;   /* SIGKILL to its group then (NEVER: no limit) */
+	nsec_t drain_end; /* --drain-signal sent: the stop signal is due then; 0: not draining */
 	bool killed;      /* SIGKILL sent to its group */
 	int exec_fd;      /* the exec report pipe until exec is confirmed, else -1 */
 	char *dir;        /* the directory it runs in, as the child resolved it before exec */
@@ -1241,7 +1244,8 @@ static void format_status(const struct status_info *st, char *buf, size_t size)
 
 static const char usage_text[] =
 	"Usage: hupwatch [-knqvV] [-w SECONDS] [-c COMMAND] [-i SECONDS] [-t SECONDS]\n"
-	"                [-s SIGNAL] [-T SECONDS] [--respawn [--respawn-limit N/SECONDS]]\n"
+	"                [-s SIGNAL] [-T SECONDS] [--drain-signal SIGNAL [--drain-time SECONDS]]\n"
+	"                [--respawn [--respawn-limit N/SECONDS]]\n"
 	"                [-l ADDRESS]... [-b N] [-d DIR]\n"
 	"                [-p FILE] [-S FILE] [--socket-mode MODE] [--env-file FILE]\n"
 	"                [--socket-owner USER[:GROUP]] [--user USER[:GROUP]]\n"
@@ -1272,6 +1276,9 @@ static const char usage_text[] =
 	"  -s, --stop-signal SIGNAL      asks a generation to stop (default TERM)\n"
 	"  -T, --stop-timeout SECONDS    then SIGKILL its process group (default 75,\n"
 	"                                0 = never)\n"
+	"      --drain-signal SIGNAL     a generation that served gets SIGNAL first (it stops\n"
+	"                                accepting), the stop signal --drain-time later\n"
+	"      --drain-time SECONDS      (default 1; counts towards -T)\n"
 	"  -k, --kill-at-exit            on SIGTERM, SIGINT or SIGQUIT stop every generation\n"
 	"                                and exit with its status (default: leave them)\n"
 	"When the current generation dies on its own:\n"
@@ -1316,7 +1323,7 @@ static const char usage_text[] =
  * character; seen[] takes both.
  */
 enum { OPT_SOCKET_MODE = 20, OPT_SOCKET_OWNER, OPT_USER, OPT_ENV_FILE };
-enum { OPT_RESPAWN = 256, OPT_RESPAWN_LIMIT, OPT_UPGRADE };
+enum { OPT_RESPAWN = 256, OPT_RESPAWN_LIMIT, OPT_UPGRADE, OPT_DRAIN_SIGNAL, OPT_DRAIN_TIME };
 
 static const struct option long_options[] = {
 	{ "warmup-time", required_argument, NULL, 'w' },
@@ -1329,6 +1336,8 @@ static const struct option long_options[] = {
 	{ "ready-timeout", required_argument, NULL, 't' },
 	{ "stop-signal", required_argument, NULL, 's' },
 	{ "stop-timeout", required_argument, NULL, 'T' },
+	{ "drain-signal", required_argument, NULL, OPT_DRAIN_SIGNAL },
+	{ "drain-time", required_argument, NULL, OPT_DRAIN_TIME },
 	{ "kill-at-exit", no_argument, NULL, 'k' },
 	{ "respawn", no_argument, NULL, OPT_RESPAWN },
 	{ "respawn-limit", required_argument, NULL, OPT_RESPAWN_LIMIT },
@@ -1430,6 +1439,17 @@ static int signal_arg(const char *arg, int *out)
 		return usage_error("--stop-signal: unknown signal '%s'", arg);
 	if (cannot_end_process(*out))
 		return usage_error("--stop-signal: %s does not end a process: '%s'", signame(*out), arg);
+	return 0;
+}
+
+/* --drain-signal: any signal but SIGKILL and SIGSTOP, which cannot leave a server serving on. */
+static int drain_signal_arg(const char *arg, int *out)
+{
+	*out = parse_signal(arg);
+	if (*out < 0)
+		return usage_error("--drain-signal: unknown signal '%s'", arg);
+	if (*out == SIGKILL || *out == SIGSTOP)
+		return usage_error("--drain-signal: %s cannot be handled: '%s'", signame(*out), arg);
 	return 0;
 }
 
@@ -1561,6 +1581,10 @@ static int set_option(struct config *c, int opt, const char *arg)
 		return signal_arg(arg, &c->stop_signal);
 	case 'T':
 		return limit_arg(opt, arg, &c->stop_timeout);
+	case OPT_DRAIN_SIGNAL:
+		return drain_signal_arg(arg, &c->drain_signal);
+	case OPT_DRAIN_TIME:
+		return duration_arg(opt, arg, &c->drain_time);
 	case 'k':
 		c->kill_at_exit = true;
 		return 0;
@@ -1642,6 +1666,11 @@ static bool has_respawn(const struct config *c)
 	return c->respawn;
 }
 
+static bool has_drain_signal(const struct config *c)
+{
+	return c->drain_signal != 0;
+}
+
 static bool has_unix_listen(const struct config *c)
 {
 	for (size_t i = 0; i < c->nlisten; i++)
@@ -1660,6 +1689,7 @@ static const struct {
 	{ 'i', polls, "--ready-cmd or --ready-http" },
 	{ 'b', has_listen, "--listen" },
 	{ OPT_RESPAWN_LIMIT, has_respawn, "--respawn" },
+	{ OPT_DRAIN_TIME, has_drain_signal, "--drain-signal" },
 	{ OPT_SOCKET_MODE, has_unix_listen, "a --listen unix:PATH" },
 	{ OPT_SOCKET_OWNER, has_unix_listen, "a --listen unix:PATH" },
 };
@@ -1695,6 +1725,7 @@ static int parse_options(int argc, char **argv, struct config *c)
 		.ready_interval = NSEC_PER_SEC / 5,
 		.ready_timeout = 60 * NSEC_PER_SEC,
 		.stop_signal = SIGTERM,
+		.drain_time = NSEC_PER_SEC,
 		.stop_timeout = DEFAULT_STOP_TIMEOUT,
 		.respawn_burst = RESPAWN_BURST,
 		.respawn_interval = RESPAWN_INTERVAL,
@@ -3186,20 +3217,42 @@ static nsec_t kill_deadline(enum gen_state s, nsec_t t)
  */
 static void set_state(struct generation *g, enum gen_state s, nsec_t t)
 {
+	bool served = g->state == GEN_CURRENT || g->state == GEN_SETTLING;
+
 	logmsg(L_DEBUG, "gen %u: %s -> %s", g->number, gen_state_names[g->state], gen_state_names[s]);
 	g->state = s;
 	if ((s == GEN_STOPPING || s == GEN_FAILED) && !g->killed) {
 		kill_probe(g);
 		g->stop_at = t;
 		g->kill_at = kill_deadline(s, t);
-		if (!g->main_exited)
-			logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid, signame(hw.cfg.stop_signal));
 		if (g->kill_at != NEVER)
 			logmsg(L_DEBUG, "gen %u: SIGKILL to its process group in %.2fs if it is still there", g->number,
 			       seconds(g->kill_at - t));
-		signal_stop(g->main_exited ? -g->pid : g->pid);
+		if (hw.cfg.drain_signal && s == GEN_STOPPING && served && !g->main_exited) {
+			/* first it stops accepting; the stop signal follows in check_stopping() */
+			logmsg(L_INFO, "gen %u pid %d draining (%s), stop signal in %.2fs", g->number, (int)g->pid,
+			       signame(hw.cfg.drain_signal), seconds(hw.cfg.drain_time));
+			if (kill(g->pid, hw.cfg.drain_signal) && errno != ESRCH)
+				logmsg(L_WARNING, "cannot signal pid %d: %s", (int)g->pid, strerror(errno));
+			g->drain_end = t + hw.cfg.drain_time;
+		} else {
+			if (!g->main_exited)
+				logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid,
+				       signame(hw.cfg.stop_signal));
+			signal_stop(g->main_exited ? -g->pid : g->pid);
+		}
 	}
 	hw.status_dirty = true;
+}
+
+/* A draining generation's stop signal, now (due, or hupwatch hands over and would forget it). */
+static void end_drain(struct generation *g)
+{
+	g->drain_end = 0;
+	if (g->killed || g->main_exited)
+		return;
+	logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid, signame(hw.cfg.stop_signal));
+	signal_stop(g->pid);
 }
 
 static void kill_group(struct generation *g, nsec_t t)
@@ -4209,6 +4262,9 @@ static void hand_over(void)
 		return;
 	if ((mark = strstr(version, " (handover ")))
 		*mark = '\0'; /* "hupwatch X.Y.Z" */
+	for (struct generation *g = hw.gens; g; g = g->next)
+		if (g->drain_end) /* the handover record has no drain: its stop signal now */
+			end_drain(g);
 	write_status(); /* upgrade_state=in-progress, for the new image to carry on */
 	if (prepare_handover()) {
 		upgrade_failed("cannot write the handover record: %s", strerror(errno));
@@ -4338,6 +4394,8 @@ static void check_stopping(nsec_t t)
 {
 	for (struct generation *g = hw.gens, *next; g; g = next) {
 		next = g->next;
+		if (g->drain_end && t >= g->drain_end)
+			end_drain(g);
 		if (t < g->kill_at || (g->state != GEN_STOPPING && g->state != GEN_FAILED))
 			continue;
 		if (!g->killed) {
@@ -4669,6 +4727,8 @@ static nsec_t next_deadline(void)
 	for (const struct generation *g = hw.gens; g; g = g->next) {
 		if ((g->state == GEN_STOPPING || g->state == GEN_FAILED) && g->kill_at < next)
 			next = g->kill_at;
+		if (g->drain_end && g->drain_end < next)
+			next = g->drain_end;
 		if (ratelimit_due(&g->status_lines) < next)
 			next = ratelimit_due(&g->status_lines);
 		if (g->adopted && g->main_exited && now() + NSEC_PER_SEC / 10 < next)

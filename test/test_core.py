@@ -511,6 +511,48 @@ class CoreTest(unittest.TestCase):
                 self.assertIn("term", self.rep.events(p))
                 self.assertFalse(pid_alive(p))
 
+    def test_drain_signal_comes_first_then_the_stop_signal(self):
+        # --drain-signal USR1 --drain-time 0.5: the old generation gets USR1, then TERM 0.5 s later
+        # (the drain counts as draining); a generation that never became ready gets TERM alone.
+        cmd = ["/bin/sh", "-c", 'case "$HUPWATCH_GENERATION" in 3) exec "$0" "$@" --exit 3;; '
+               '*) exec "$0" "$@";; esac', CHILD] + self.child_args()
+        with Hupwatch(["-w", "0.2", "--drain-signal", "USR1", "--drain-time", "0.5"], cmd) as hw:
+            p1 = gen_pid(hw, 1)
+            self.wait_ready(hw, 1, p1)
+            wait_for(lambda: catches(p1, signal.SIGUSR1), 5, "gen 1's handlers")
+            m = hw.mark()
+            hw.signal("HUP")
+            p2 = gen_pid(hw, 2, since=m)
+            self.wait_ready(hw, 2, p2, since=m)
+            hw.wait_log(r"info: gen 1 pid %d draining \(SIGUSR1\), stop signal in 0\.50s$" % p1, since=m)
+            hw.wait_log(r"info: gen 1 pid %d stopping \(SIGTERM\)$" % p1, since=m)
+            d = float(hw.wait_log(r"info: gen 1 pid %d exited with status 0 after draining (\d+\.\d\d)s$"
+                                  % p1, since=m).group(1))
+            self.assertGreaterEqual(d, 0.49, "the stop signal came before --drain-time")
+            self.assertEqual(self.rep.events(p1)[:2], ["signal USR1", "term"])
+            # gen 3 exits 3 before it is ready: no drain for it, and gen 2 goes on
+            m = hw.mark()
+            wait_for(lambda: catches(p2, signal.SIGUSR1), 5, "gen 2's handlers")
+            hw.signal("HUP")
+            hw.wait_log(r"\bgen 3 failed: exited with status 3 before ready", since=m)
+            self.assertEqual(hw.log_matches(r"draining \(SIGUSR1\)", since=m), [])
+            self.assertNotIn("signal USR1", self.rep.events(p2))
+            self.assertTrue(hw.running())
+
+    def test_drain_options_usage(self):
+        for args, msg in ((["--drain-signal", "KILL"], "--drain-signal: SIGKILL cannot be handled: 'KILL'"),
+                          (["--drain-signal", "stop"], "--drain-signal: SIGSTOP cannot be handled: 'stop'"),
+                          (["--drain-signal", "NOPE"], "--drain-signal: unknown signal 'NOPE'"),
+                          (["--drain-signal", "TSTP", "--drain-time", "-1"],
+                           "--drain-time: invalid duration '-1'")):
+            with self.subTest(args=args), Hupwatch(args, self.child()) as hw:
+                self.assertEqual(hw.wait_exit(), 125, hw.stderr())
+                self.assertEqual(hw.lines, ["hupwatch: " + msg, "Try 'hupwatch --help' for more information."])
+                self.assertEqual(self.rep.all(), [])
+        with Hupwatch(["-w", "0.1", "--drain-time", "2"], self.child()) as hw:
+            hw.wait_log(r"warning: --drain-time has no effect without --drain-signal$")
+            self.wait_ready(hw, 1, gen_pid(hw, 1))
+
     def test_repeated_term_during_k_shutdown_changes_nothing(self):
         with Hupwatch(["-w", "0.1", "-k", "-T", "1"], self.child("--ignore-term")) as hw:
             p1 = gen_pid(hw, 1)
