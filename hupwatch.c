@@ -3211,6 +3211,24 @@ static nsec_t kill_deadline(enum gen_state s, nsec_t t)
 	return limit == NEVER ? NEVER : t + limit;
 }
 
+/* The stop signal to a generation: its main process if that still runs, else what it left in its group. */
+static void send_stop(const struct generation *g)
+{
+	if (!g->main_exited)
+		logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid, signame(hw.cfg.stop_signal));
+	signal_stop(g->main_exited ? -g->pid : g->pid);
+}
+
+/* --drain-signal: a generation that served is asked to stop accepting first; send_stop() follows in check_stopping(). */
+static void start_drain(struct generation *g, nsec_t t)
+{
+	logmsg(L_INFO, "gen %u pid %d draining (%s), stop signal in %.2fs", g->number, (int)g->pid,
+	       signame(hw.cfg.drain_signal), seconds(hw.cfg.drain_time));
+	if (kill(g->pid, hw.cfg.drain_signal) && errno != ESRCH)
+		logmsg(L_WARNING, "cannot signal pid %d: %s", (int)g->pid, strerror(errno));
+	g->drain_end = t + hw.cfg.drain_time;
+}
+
 /*
  * The one writer of a generation's state. Entering STOPPING or FAILED asks it to stop: its main
  * process if that still runs, else what it left in its group.
@@ -3228,19 +3246,10 @@ static void set_state(struct generation *g, enum gen_state s, nsec_t t)
 		if (g->kill_at != NEVER)
 			logmsg(L_DEBUG, "gen %u: SIGKILL to its process group in %.2fs if it is still there", g->number,
 			       seconds(g->kill_at - t));
-		if (hw.cfg.drain_signal && s == GEN_STOPPING && served && !g->main_exited) {
-			/* first it stops accepting; the stop signal follows in check_stopping() */
-			logmsg(L_INFO, "gen %u pid %d draining (%s), stop signal in %.2fs", g->number, (int)g->pid,
-			       signame(hw.cfg.drain_signal), seconds(hw.cfg.drain_time));
-			if (kill(g->pid, hw.cfg.drain_signal) && errno != ESRCH)
-				logmsg(L_WARNING, "cannot signal pid %d: %s", (int)g->pid, strerror(errno));
-			g->drain_end = t + hw.cfg.drain_time;
-		} else {
-			if (!g->main_exited)
-				logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid,
-				       signame(hw.cfg.stop_signal));
-			signal_stop(g->main_exited ? -g->pid : g->pid);
-		}
+		if (hw.cfg.drain_signal && s == GEN_STOPPING && served && !g->main_exited)
+			start_drain(g, t);
+		else
+			send_stop(g);
 	}
 	hw.status_dirty = true;
 }
@@ -3249,10 +3258,8 @@ static void set_state(struct generation *g, enum gen_state s, nsec_t t)
 static void end_drain(struct generation *g)
 {
 	g->drain_end = 0;
-	if (g->killed || g->main_exited)
-		return;
-	logmsg(L_INFO, "gen %u pid %d stopping (%s)", g->number, (int)g->pid, signame(hw.cfg.stop_signal));
-	signal_stop(g->pid);
+	if (!g->killed && !g->main_exited)
+		send_stop(g);
 }
 
 static void kill_group(struct generation *g, nsec_t t)

@@ -276,12 +276,8 @@ def free_port():
     return port
 
 
-def http_get(port, timeout=2.0):
-    """(status, body) of GET / on 127.0.0.1:port, or (None, error text)."""
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    except OSError as e:
-        return None, str(e)
+def exchange(s, timeout):
+    """GET / on connected socket s (closed after): the whole answer, as bytes; raises OSError."""
     try:
         s.settimeout(timeout)
         s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
@@ -291,10 +287,17 @@ def http_get(port, timeout=2.0):
             if not chunk:
                 break
             data += chunk
-    except OSError as e:
-        return None, str(e)
+        return data
     finally:
         s.close()
+
+
+def http_get(port, timeout=2.0):
+    """(status, body) of GET / on 127.0.0.1:port, or (None, error text)."""
+    try:
+        data = exchange(socket.create_connection(("127.0.0.1", port), timeout=timeout), timeout)
+    except OSError as e:
+        return None, str(e)
     head, _, body = data.partition(b"\r\n\r\n")
     m = re.match(rb"HTTP/1\.[01] (\d+)", head)
     if not m:
@@ -993,18 +996,9 @@ class Outage:
                 time.sleep(0.01)
                 continue
             try:
-                s.settimeout(10.0)
-                s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = exchange(s, 10.0)
             except OSError:
                 data = b""
-            finally:
-                s.close()
             if re.match(rb"HTTP/1\.[01] 200", data):
                 self.serving = now() - self.t0
                 return self

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import Counter
 
-from harness import ROOT, free_port, http_get, wait_for
+from harness import ROOT, free_port, http_get, http_text, wait_for
 
 APP = os.path.join(ROOT, "test", "e2e_app.py")
 TAG_VAR = "E2E_TAG"
@@ -162,14 +162,7 @@ class ClassifiedLoad:
     def _fetch(self):
         """(response text, None) or (None, (kind, detail))."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=self.TIMEOUT) as s:
-                s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                chunks = []
-                while True:
-                    b = s.recv(65536)
-                    if not b:
-                        break
-                    chunks.append(b)
+            data = http_text("127.0.0.1", self.port, self.TIMEOUT)
         except ConnectionRefusedError as e:
             return None, ("refused", str(e))
         except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
@@ -178,7 +171,6 @@ class ClassifiedLoad:
             return None, ("timeout", str(e))
         except OSError as e:
             return None, ("error", "%s: %s" % (type(e).__name__, e))
-        data = b"".join(chunks).decode("utf-8", "replace")
         return (data, None) if data else (None, ("closed", "connection closed without an answer"))
 
     def _one(self):

@@ -28,7 +28,7 @@ import time
 
 __all__ = [
     "ROOT", "HUPWATCH", "CHILD", "wait_for", "Hupwatch", "Reports", "pid_alive",
-    "zombies_under", "children_of", "http_get", "Load", "send_notify", "free_port",
+    "zombies_under", "children_of", "http_get", "http_text", "Load", "send_notify", "free_port",
     "proc_state", "proc_pgid", "base_env", "signum", "GOLDEN_DIR", "assert_golden", "catches",
 ]
 
@@ -537,8 +537,8 @@ def free_port():
         s.close()
 
 
-def http_get(host, port, timeout=5, path="/"):
-    """(status, body) of an HTTP/1.0 GET; raises OSError/ValueError on failure."""
+def http_text(host, port, timeout=5, path="/"):
+    """The whole answer to an HTTP/1.0 GET on a new connection, as text; raises OSError."""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.settimeout(timeout)
         s.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" % (path, host)).encode())
@@ -548,7 +548,12 @@ def http_get(host, port, timeout=5, path="/"):
             if not b:
                 break
             chunks.append(b)
-    data = b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def http_get(host, port, timeout=5, path="/"):
+    """(status, body) of an HTTP/1.0 GET; raises OSError/ValueError on failure."""
+    data = http_text(host, port, timeout, path)
     head, sep, body = data.partition("\r\n\r\n")
     if not sep:
         raise ValueError("malformed HTTP response %r" % data[:200])

@@ -23,12 +23,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
+
+from harness import http_get
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CLONE_NEWNET = 0x40000000
@@ -104,23 +105,6 @@ def _wait(pred, timeout, poll=0.05):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(poll)
-
-
-def http_get(host, port, timeout=5, path="/"):
-    """(status, body) of one HTTP/1.0 GET on a new connection; raises OSError/ValueError."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" % (path, host)).encode())
-        chunks = []
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    head, sep, body = b"".join(chunks).decode("utf-8", "replace").partition("\r\n\r\n")
-    parts = head.split(" ", 2)
-    if not sep or len(parts) < 2 or not parts[1].isdigit():
-        raise ValueError("malformed HTTP response %r" % head[:200])
-    return int(parts[1]), body
 
 
 def fields(body):

@@ -162,23 +162,33 @@ class KillNineWhileStartingTest(unittest.TestCase):
                  % [p for p in (gen1, gen2) if pid_alive(p)])
 
 
+def upgradable(test):
+    """A copy of the binary that --upgrade can re-execute, and a status file: (binary, status)."""
+    tmp = tmpdir(test)
+    binary = os.path.join(tmp, "hupwatch")
+    shutil.copy(HUPWATCH, binary)
+    return binary, os.path.join(tmp, "status")
+
+
+def stopped_while_running(test, hw, status):
+    """Once hw runs gen 1, SIGSTOP it (SIGCONT at cleanup): signals sent now stay pending."""
+    hw.wait_log(r"\bgen 1 pid \d+ ready after")
+    wait_for(lambda: read_status(status).get("state") == "running", 10, "running")
+    os.kill(hw.pid, signal.SIGSTOP)
+    test.addCleanup(lambda: os.kill(hw.pid, signal.SIGCONT) if pid_alive(hw.pid) else None)
+    wait_for(lambda: proc_state(hw.pid) == "T", 5, "hupwatch stopped")
+
+
 class UpgradeMergedWithPendingSighupTest(unittest.TestCase):
     """--upgrade is a SIGHUP with a sigqueue(3) value: sent while another SIGHUP is pending, the
     kernel merges it into that one, value and all, and the upgrade is never seen."""
 
     def test_upgrade_sent_while_a_sighup_is_pending_still_happens(self):
-        tmp = tmpdir(self)
-        binary = os.path.join(tmp, "hupwatch")
-        shutil.copy(HUPWATCH, binary)
-        status = os.path.join(tmp, "status")
+        binary, status = upgradable(self)
         with Hupwatch(["-w", "0.2", "--listen", "127.0.0.1:0", "-S", status], [CHILD, "--serve"],
                       binary=binary) as hw:
-            hw.wait_log(r"\bgen 1 pid \d+ ready after")
-            wait_for(lambda: read_status(status).get("state") == "running", 10, "running")
-            # a busy loop, as in a storm of reloads: stopped, with a SIGHUP pending
-            os.kill(hw.pid, signal.SIGSTOP)
-            self.addCleanup(lambda: os.kill(hw.pid, signal.SIGCONT) if pid_alive(hw.pid) else None)
-            wait_for(lambda: proc_state(hw.pid) == "T", 5, "hupwatch stopped")
+            stopped_while_running(self, hw, status)
+            # stopped (a busy loop, as in a storm of reloads), then a SIGHUP pending
             os.kill(hw.pid, signal.SIGHUP)
             client = subprocess.Popen([binary, "--upgrade", "-t", "8", "-S", status],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -192,6 +202,19 @@ class UpgradeMergedWithPendingSighupTest(unittest.TestCase):
             hw.wait_log(r"\breload requested \(SIGHUP\)")  # the plain SIGHUP still reloads
 
 
+def killed_with_9(test, first, status):
+    """Start hupwatch `first`, wait until gen 1 runs, kill -9 it: gen 1's pid, left orphaned."""
+    first.__enter__()
+    test.addCleanup(first.__exit__, None, None, None)
+    first.wait_log(r"\bgen 1 pid \d+ ready after")
+    wait_for(lambda: read_status(status).get("state") == "running", 10, "running")
+    gen1 = int(read_status(status)["generation_pid"])
+    first.track(gen1)
+    os.kill(first.pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(first.pid), 10, "hupwatch gone")
+    return gen1
+
+
 class TakeoverUnixSocketFileTest(unittest.TestCase):
     """A unix: socket taken over from the dead hupwatch's generation is removed at exit, as one
     hupwatch bound itself is."""
@@ -201,15 +224,7 @@ class TakeoverUnixSocketFileTest(unittest.TestCase):
         status, sock = os.path.join(tmp, "status"), os.path.join(tmp, "app.sock")
         args = ["-k", "-w", "0.2", "--listen", "127.0.0.1:%d" % free_port(), "--listen", "unix:" + sock,
                 "-S", status]
-        first = Hupwatch(args, [CHILD, "--serve"])
-        first.__enter__()
-        self.addCleanup(first.__exit__, None, None, None)
-        first.wait_log(r"\bgen 1 pid \d+ ready after")
-        wait_for(lambda: read_status(status).get("state") == "running", 10, "running")
-        gen1 = int(read_status(status)["generation_pid"])
-        first.track(gen1)
-        os.kill(first.pid, signal.SIGKILL)
-        wait_for(lambda: not pid_alive(first.pid), 10, "hupwatch gone")
+        gen1 = killed_with_9(self, Hupwatch(args, [CHILD, "--serve"]), status)
         with Hupwatch(args, [CHILD, "--serve"]) as hw:
             hw.track(gen1)
             hw.wait_log(r"\btook over 'unix:%s'" % re.escape(sock))
@@ -228,15 +243,7 @@ class KillAtExitWithAdoptedTest(unittest.TestCase):
         tmp = tmpdir(self)
         status = os.path.join(tmp, "status")
         args = ["--listen", "127.0.0.1:%d" % free_port(), "-S", status]
-        first = Hupwatch(["-w", "0.2"] + args, [CHILD, "--serve"])
-        first.__enter__()
-        self.addCleanup(first.__exit__, None, None, None)
-        first.wait_log(r"\bgen 1 pid \d+ ready after")
-        wait_for(lambda: read_status(status).get("state") == "running", 10, "running")
-        gen1 = int(read_status(status)["generation_pid"])
-        first.track(gen1)
-        os.kill(first.pid, signal.SIGKILL)
-        wait_for(lambda: not pid_alive(first.pid), 10, "hupwatch gone")
+        gen1 = killed_with_9(self, Hupwatch(["-w", "0.2"] + args, [CHILD, "--serve"]), status)
         with Hupwatch(["-k", "-w", "30"] + args, [CHILD, "--serve"]) as hw:
             hw.track(gen1)
             hw.wait_log(r"\badopted gen 1 pid %d" % gen1)
@@ -248,23 +255,15 @@ class KillAtExitWithAdoptedTest(unittest.TestCase):
 
 
 class ReloadMergedIntoPendingUpgradeTest(unittest.TestCase):
-    """NOT FIXED (see the report): the converse of UpgradeMergedWithPendingSighupTest. A plain
-    SIGHUP sent while the --upgrade one is pending is merged into it: the reload never happens and
-    `hupwatch --reload` times out. Only a channel that does not merge (a queued real-time signal,
-    or a request counted in a file) ends both."""
+    """The converse of UpgradeMergedWithPendingSighupTest: the --reload client's SIGHUP, sent while
+    the --upgrade one is pending, is merged into it. The client sends it again until the status
+    file counts it (requests=), and hupwatch takes a copy of one client's request once."""
 
     def test_reload_sent_while_an_upgrade_is_pending_still_happens(self):
-        tmp = tmpdir(self)
-        binary = os.path.join(tmp, "hupwatch")
-        shutil.copy(HUPWATCH, binary)
-        status = os.path.join(tmp, "status")
+        binary, status = upgradable(self)
         with Hupwatch(["-w", "0.2", "--listen", "127.0.0.1:0", "-S", status], [CHILD, "--serve"],
                       binary=binary) as hw:
-            hw.wait_log(r"\bgen 1 pid \d+ ready after")
-            wait_for(lambda: read_status(status).get("state") == "running", 10, "running")
-            os.kill(hw.pid, signal.SIGSTOP)
-            self.addCleanup(lambda: os.kill(hw.pid, signal.SIGCONT) if pid_alive(hw.pid) else None)
-            wait_for(lambda: proc_state(hw.pid) == "T", 5, "hupwatch stopped")
+            stopped_while_running(self, hw, status)
             clients = []
             for what in ("--upgrade", "--reload"):
                 c = subprocess.Popen([binary, what, "-t", "6", "-S", status], stdout=subprocess.PIPE,
